@@ -1,0 +1,1 @@
+"""The FUSE layer: maps pyfuse3 operations onto the engine's API."""
