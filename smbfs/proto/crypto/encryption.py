@@ -1,0 +1,211 @@
+"""SMB 3.x message encryption ([MS-SMB2] 2.2.41, 3.1.4.3, 3.2.5.1.1).
+
+An encrypted message is an SMB2 TRANSFORM_HEADER followed by the AEAD
+ciphertext of the plain SMB2 message (a single message or a whole compound
+chain). The AEAD runs with:
+
+* the key: Session.EncryptionKey to send, Session.DecryptionKey to receive;
+* the nonce: the first 11 (AES-CCM) or 12 (AES-GCM) bytes of the header's
+  16-byte Nonce field, the rest being zero;
+* the associated data: the 32 header bytes from Nonce to the end;
+* the tag: the header's Signature field.
+
+Copies: encryption joins the plaintext parts once (a one-shot AEAD wants one
+buffer) and writes header and ciphertext into one preallocated buffer
+(``encrypt_into``), so the result is sent as is. Decryption must hand the
+AEAD ``ciphertext || tag`` contiguously while the wire carries the tag in
+front: that costs one join of the ciphertext, then the plaintext is a new
+buffer.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import struct
+from collections.abc import Sequence
+from typing import Final
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESCCM, AESGCM
+
+from smbfs.proto.codec import Buffer, DecodeError, need
+from smbfs.proto.header import (
+    SMB2_TRANSFORM_FLAG_ENCRYPTED,
+    SMB2_TRANSFORM_HEADER_SIZE,
+    SMB2_TRANSFORM_PROTOCOL_ID,
+    TRANSFORM_AAD_OFFSET,
+    TransformHeader,
+)
+
+TAG_SIZE: Final = 16
+_NONCE_FIELD_SIZE: Final = 16
+_SIGNATURE_SLICE: Final = slice(4, 20)
+# ProtocolId, Signature, Nonce, OriginalMessageSize, Reserved, Flags, SessionId.
+_TRANSFORM: Final = struct.Struct("<4s16s16sIHHQ")
+
+
+class Cipher(enum.IntEnum):
+    """[MS-SMB2] 2.2.3.1.2 SMB2_ENCRYPTION_CAPABILITIES Ciphers."""
+
+    AES_128_CCM = 0x0001
+    AES_128_GCM = 0x0002
+    AES_256_CCM = 0x0003
+    AES_256_GCM = 0x0004
+
+    @property
+    def key_size(self) -> int:
+        return 32 if self in (Cipher.AES_256_CCM, Cipher.AES_256_GCM) else 16
+
+    @property
+    def nonce_size(self) -> int:
+        """AES_CCM_Nonce is 11 bytes, AES_GCM_Nonce 12 ([MS-SMB2] 2.2.41)."""
+        return 12 if self in (Cipher.AES_128_GCM, Cipher.AES_256_GCM) else 11
+
+    @property
+    def is_gcm(self) -> bool:
+        return self in (Cipher.AES_128_GCM, Cipher.AES_256_GCM)
+
+
+class IntegrityError(DecodeError):
+    """An encrypted message failed authentication (wrong key, tampered
+    header, ciphertext or tag). The connection must be dropped."""
+
+
+class NonceGenerator:
+    """Nonces for one encryption key: a random prefix then a 64-bit counter.
+
+    [MS-SMB2] 3.1.4.3 only asks that no nonce repeat under a key; a counter
+    guarantees it where random nonces would only make it likely. All
+    channels of a session share Session.EncryptionKey, so there is one
+    generator per session, not per connection.
+    """
+
+    __slots__ = ("_counter", "_prefix")
+
+    def __init__(self, cipher: Cipher, prefix: bytes | None = None) -> None:
+        prefix_size = cipher.nonce_size - 8
+        self._prefix = os.urandom(prefix_size) if prefix is None else bytes(prefix)
+        if len(self._prefix) != prefix_size:
+            raise ValueError(f"nonce prefix must be {prefix_size} bytes")
+        self._counter = 0
+
+    def __call__(self) -> bytes:
+        if self._counter >= 1 << 64:
+            raise OverflowError("nonce space exhausted: re-establish the session")
+        value = self._counter
+        self._counter += 1
+        return value.to_bytes(8, "little") + self._prefix
+
+
+class Encryptor:
+    """AEAD for one key (Session.EncryptionKey or Session.DecryptionKey).
+
+    Keeps the keyed AEAD object so the key schedule is done once per
+    session, not once per message.
+    """
+
+    __slots__ = ("_aead", "_cipher")
+
+    def __init__(self, cipher: Cipher, key: Buffer) -> None:
+        self._cipher = Cipher(cipher)
+        if len(key) != self._cipher.key_size:
+            raise ValueError(f"{self._cipher.name} needs a {self._cipher.key_size}-byte key")
+        self._aead: AESGCM | AESCCM = (
+            AESGCM(bytes(key)) if self._cipher.is_gcm else AESCCM(bytes(key), TAG_SIZE)
+        )
+
+    @property
+    def cipher(self) -> Cipher:
+        return self._cipher
+
+    def __repr__(self) -> str:
+        return f"Encryptor({self._cipher.name})"
+
+    def encrypt_message(
+        self, message: Buffer | Sequence[Buffer], session_id: int, nonce: bytes
+    ) -> memoryview:
+        """TRANSFORM_HEADER + ciphertext as one buffer, ready to send.
+
+        ``nonce`` is the cipher's 11 or 12 bytes (from a NonceGenerator).
+        """
+        if len(nonce) != self._cipher.nonce_size:
+            raise ValueError(f"{self._cipher.name} needs a {self._cipher.nonce_size}-byte nonce")
+        if isinstance(message, bytes | bytearray | memoryview):
+            plain: Buffer = message
+        elif len(message) == 1:
+            plain = message[0]
+        else:
+            plain = b"".join(message)
+        size = len(plain)
+        hdr = SMB2_TRANSFORM_HEADER_SIZE
+        out = bytearray(hdr + size + TAG_SIZE)
+        mv = memoryview(out)
+        _TRANSFORM.pack_into(
+            out, 0, SMB2_TRANSFORM_PROTOCOL_ID, bytes(16),
+            nonce.ljust(_NONCE_FIELD_SIZE, b"\x00"), size, 0,
+            SMB2_TRANSFORM_FLAG_ENCRYPTED, session_id,
+        )
+        self._aead.encrypt_into(nonce, plain, mv[TRANSFORM_AAD_OFFSET:hdr], mv[hdr:])
+        mv[_SIGNATURE_SLICE] = mv[hdr + size :]
+        return mv[: hdr + size]
+
+    def encrypt(
+        self, message: Buffer | Sequence[Buffer], session_id: int, nonce: bytes
+    ) -> list[memoryview]:
+        """[transform header, ciphertext]: two views into one buffer."""
+        mv = self.encrypt_message(message, session_id, nonce)
+        return [mv[:SMB2_TRANSFORM_HEADER_SIZE], mv[SMB2_TRANSFORM_HEADER_SIZE:]]
+
+    def decrypt(self, transform_message: Buffer) -> bytes:
+        """The plain SMB2 message inside a received encrypted message.
+
+        Raises DecodeError for a malformed transform header and
+        IntegrityError when authentication fails. The caller has already
+        picked this Encryptor by the header's SessionId
+        (:func:`parse_transform_header`).
+        """
+        mv = memoryview(transform_message)
+        hdr = SMB2_TRANSFORM_HEADER_SIZE
+        th = parse_transform_header(mv)
+        ciphertext = mv[hdr:]
+        nonce = th.nonce[: self._cipher.nonce_size]
+        try:
+            return self._aead.decrypt(
+                nonce, b"".join((ciphertext, th.signature)), mv[TRANSFORM_AAD_OFFSET:hdr]
+            )
+        except InvalidTag:
+            raise IntegrityError(
+                f"encrypted message failed {self._cipher.name} authentication"
+            ) from None
+
+
+def parse_transform_header(transform_message: Buffer) -> TransformHeader:
+    """Decode and sanity-check a TRANSFORM_HEADER before any decryption
+    ([MS-SMB2] 3.2.5.1.1): something must follow it, Flags (3.1.1) or
+    EncryptionAlgorithm (3.0.x) must be 0x0001, and OriginalMessageSize must
+    be exactly what follows (an AEAD's ciphertext is as long as its
+    plaintext)."""
+    need(transform_message, 0, SMB2_TRANSFORM_HEADER_SIZE + 1, "encrypted message")
+    th = TransformHeader.decode(transform_message)
+    if th.flags != SMB2_TRANSFORM_FLAG_ENCRYPTED:
+        raise DecodeError(f"TRANSFORM_HEADER: Flags/EncryptionAlgorithm {th.flags:#x}")
+    body = len(transform_message) - SMB2_TRANSFORM_HEADER_SIZE
+    if th.original_message_size != body:
+        raise DecodeError(
+            f"TRANSFORM_HEADER: OriginalMessageSize {th.original_message_size}, "
+            f"{body} bytes follow"
+        )
+    return th
+
+
+def encrypt(
+    message: Buffer | Sequence[Buffer], session_id: int, key: Buffer, cipher: Cipher, nonce: bytes
+) -> list[memoryview]:
+    """One-shot :meth:`Encryptor.encrypt` (tests, rare messages)."""
+    return Encryptor(cipher, key).encrypt(message, session_id, nonce)
+
+
+def decrypt(transform_message: Buffer, key: Buffer, cipher: Cipher) -> bytes:
+    """One-shot :meth:`Encryptor.decrypt`."""
+    return Encryptor(cipher, key).decrypt(transform_message)
