@@ -1,0 +1,87 @@
+"""[MS-FSCC] structures: file, directory and file-system information classes,
+extended attributes, reparse data and security descriptors.
+
+SMB2 QUERY_INFO / SET_INFO / QUERY_DIRECTORY carry an information-class number
+and a raw buffer; the classes here turn that buffer into values and back.
+Every decoder raises only :class:`smbfs.proto.DecodeError`.
+"""
+
+from smbfs.proto.fscc.attributes import FileAttributes, FileInformationClass, FsInformationClass
+from smbfs.proto.fscc.directory import (
+    FileBothDirectoryInformation,
+    FileDirectoryInformation,
+    FileFullDirectoryInformation,
+    FileIdBothDirectoryInformation,
+    FileIdFullDirectoryInformation,
+    FileNamesInformation,
+    decode_directory_buffer,
+)
+from smbfs.proto.fscc.file_info import (
+    FILE_DISPOSITION_DELETE,
+    FILE_DISPOSITION_POSIX_SEMANTICS,
+    FileAccessInformation,
+    FileAlignmentInformation,
+    FileAllInformation,
+    FileAllocationInformation,
+    FileAttributeTagInformation,
+    FileBasicInformation,
+    FileDispositionInformation,
+    FileDispositionInformationEx,
+    FileEaInformation,
+    FileEndOfFileInformation,
+    FileInternalInformation,
+    FileLinkInformation,
+    FileModeInformation,
+    FileNameInformation,
+    FileNetworkOpenInformation,
+    FilePositionInformation,
+    FileRenameInformation,
+    FileStandardInformation,
+    FileStreamEntry,
+    FileStreamInformation,
+)
+from smbfs.proto.fscc.time import (
+    datetime_to_filetime,
+    filetime_to_datetime,
+    filetime_to_ns,
+    ns_to_filetime,
+)
+
+__all__ = [
+    "FILE_DISPOSITION_DELETE",
+    "FILE_DISPOSITION_POSIX_SEMANTICS",
+    "FileAccessInformation",
+    "FileAlignmentInformation",
+    "FileAllInformation",
+    "FileAllocationInformation",
+    "FileAttributeTagInformation",
+    "FileAttributes",
+    "FileBasicInformation",
+    "FileBothDirectoryInformation",
+    "FileDirectoryInformation",
+    "FileDispositionInformation",
+    "FileDispositionInformationEx",
+    "FileEaInformation",
+    "FileEndOfFileInformation",
+    "FileFullDirectoryInformation",
+    "FileIdBothDirectoryInformation",
+    "FileIdFullDirectoryInformation",
+    "FileInformationClass",
+    "FileInternalInformation",
+    "FileLinkInformation",
+    "FileModeInformation",
+    "FileNameInformation",
+    "FileNamesInformation",
+    "FileNetworkOpenInformation",
+    "FilePositionInformation",
+    "FileRenameInformation",
+    "FileStandardInformation",
+    "FileStreamEntry",
+    "FileStreamInformation",
+    "FsInformationClass",
+    "datetime_to_filetime",
+    "decode_directory_buffer",
+    "filetime_to_datetime",
+    "filetime_to_ns",
+    "ns_to_filetime",
+]
