@@ -127,10 +127,14 @@ class Encryptor:
     ) -> memoryview:
         """TRANSFORM_HEADER + ciphertext as one buffer, ready to send.
 
-        ``nonce`` is the cipher's 11 or 12 bytes (from a NonceGenerator).
+        ``nonce`` is the cipher's 11 or 12 bytes (from a NonceGenerator), the
+        rest of the 16-byte Nonce field then being zero; or all 16 bytes of
+        the field (Windows fills it with random bytes), of which the AEAD
+        uses the first 11 or 12 and the AAD covers all 16.
         """
-        if len(nonce) != self._cipher.nonce_size:
-            raise ValueError(f"{self._cipher.name} needs a {self._cipher.nonce_size}-byte nonce")
+        nsize = self._cipher.nonce_size
+        if len(nonce) not in (nsize, _NONCE_FIELD_SIZE):
+            raise ValueError(f"{self._cipher.name} needs a {nsize}- or 16-byte nonce")
         if isinstance(message, bytes | bytearray | memoryview):
             plain: Buffer = message
         elif len(message) == 1:
@@ -146,7 +150,7 @@ class Encryptor:
             nonce.ljust(_NONCE_FIELD_SIZE, b"\x00"), size, 0,
             SMB2_TRANSFORM_FLAG_ENCRYPTED, session_id,
         )
-        self._aead.encrypt_into(nonce, plain, mv[TRANSFORM_AAD_OFFSET:hdr], mv[hdr:])
+        self._aead.encrypt_into(nonce[:nsize], plain, mv[TRANSFORM_AAD_OFFSET:hdr], mv[hdr:])
         mv[_SIGNATURE_SLICE] = mv[hdr + size :]
         return mv[: hdr + size]
 
