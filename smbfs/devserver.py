@@ -127,7 +127,7 @@ class SambaConfig:
 
 def check_environment() -> None:
     """Raise :class:`SambaError` with a how-to-fix message if smbd cannot run here."""
-    missing = [p for p in REQUIRED_PROGRAMS if _which(p) is None]
+    missing = [p for p in REQUIRED_PROGRAMS if which_program(p) is None]
     if missing:
         raise SambaError(f"{', '.join(missing)} not found: {INSTALL_HINT}")
     if os.geteuid() != 0:
@@ -138,10 +138,9 @@ def check_environment() -> None:
         )
 
 
-def _which(program: str) -> str | None:
-    # smbd lives in /usr/sbin, which a non-login root shell may not have on PATH.
-    path = os.environ.get("PATH", "") + os.pathsep + "/usr/sbin:/sbin"
-    return shutil.which(program, path=path)
+def which_program(program: str) -> str | None:
+    # smbd lives in /usr/sbin: PATH must have it (root's and sudo's PATH do).
+    return shutil.which(program)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -160,7 +159,7 @@ def ensure_unix_user(name: str, timeout: float = 20.0) -> None:
             return
         except KeyError:
             pass
-        useradd = _which("useradd") or "useradd"
+        useradd = which_program("useradd") or "useradd"
         r = subprocess.run(
             [useradd, "-M", "-s", "/usr/sbin/nologin", name],
             capture_output=True,
@@ -493,7 +492,7 @@ class PrivateSamba:
         return bool(_listening_inodes(self.port) & _socket_inodes(self._proc.pid))
 
     def _prog(self, name: str) -> str:
-        path = _which(name)
+        path = which_program(name)
         if path is None:
             raise SambaError(f"{name} not found: {INSTALL_HINT}")
         return path
