@@ -1,0 +1,50 @@
+"""Entry point of the engine: :func:`open_session`.
+
+An async context manager rather than a class: the connection's receiver
+and keepalive tasks, and every task a session spawns (lease-break
+acknowledgers...), need a nursery whose lifetime is exactly the session's,
+and ``async with open_session(cfg) as session`` gives that structurally.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import trio
+
+from smbfs.client.config import ClientConfig
+from smbfs.client.connection import Connection
+from smbfs.client.session import Session
+
+log = logging.getLogger(__name__)
+
+
+@asynccontextmanager
+async def open_session(config: ClientConfig) -> AsyncIterator[Session]:
+    """Connect, negotiate, authenticate; on exit log off and close.
+
+    Errors from inside come out as themselves (SMBError,
+    ConnectionLostError...), not wrapped in an ExceptionGroup: the
+    background tasks never raise (they turn every failure into a dropped
+    connection), so the body's exception is the only one there can be.
+    """
+    try:
+        async with trio.open_nursery() as nursery:
+            conn = await Connection.connect(config, nursery)
+            try:
+                await conn.negotiate()
+                session = await Session.setup(conn, config, nursery)
+                try:
+                    yield session
+                finally:
+                    with trio.CancelScope(shield=True):
+                        await session.logoff()
+            finally:
+                conn.close()
+                nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        if len(group.exceptions) == 1:
+            raise group.exceptions[0] from None
+        raise

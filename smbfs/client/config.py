@@ -1,0 +1,51 @@
+"""What a client needs to reach and authenticate to one server."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Literal
+
+from smbfs.proto.constants import Dialect
+
+AuthMethod = Literal["ntlm", "kerberos", "guest", "anonymous"]
+
+
+@dataclass(slots=True)
+class ClientConfig:
+    """Connection, authentication and engine limits.
+
+    ``request_timeout`` bounds the wait for a response when neither a
+    response nor an interim (STATUS_PENDING) response arrives; after an
+    interim response the request may legitimately take forever (change
+    notify, blocking lock), so the bound is lifted and liveness is proven by
+    the ECHO keepalive instead (``echo_interval``): a connection with no
+    traffic from the peer for ``echo_interval`` gets an ECHO that must be
+    answered within another ``echo_interval``.
+    """
+
+    host: str
+    username: str = ""
+    password: str = field(default="", repr=False)
+    domain: str = ""
+    port: int = 445
+    auth: AuthMethod = "ntlm"
+    min_dialect: Dialect = Dialect.SMB2_0_2
+    max_dialect: Dialect = Dialect.SMB3_1_1
+    require_signing: bool = False
+    require_encryption: bool = False
+    echo_interval: float = 60.0
+    request_timeout: float = 60.0
+    connect_timeout: float = 20.0
+    max_in_flight: int = 32
+    client_guid: uuid.UUID = field(default_factory=uuid.uuid4)
+    # Name the server knows itself by: the SPN host part and the
+    # \\server\share prefix of tree connects. Defaults to ``host``.
+    server_name: str = ""
+    # The largest frame accepted from the server; a larger length field is
+    # treated as malformed input (8 MiB LARGE_MTU payload + headers + slack).
+    max_frame_size: int = 16 * 1024 * 1024 + 4096
+
+    @property
+    def target_name(self) -> str:
+        return self.server_name or self.host

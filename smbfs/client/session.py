@@ -1,0 +1,401 @@
+"""An authenticated SMB2 session and the request API the rest of the engine
+builds on (:meth:`Session.request`, :meth:`Session.compound`).
+
+Authentication is SPNEGO/NTLM/Kerberos through pyspnego; this module runs
+the SESSION_SETUP loop, keeps the 3.1.1 preauth integrity hash of the
+exchange, derives the keys ([MS-SMB2] 3.2.5.3.1) and decides, per request,
+whether to sign or encrypt. A Session owns a list of :class:`Channel`
+(one for now: multichannel binds more later, each with its own connection
+and signing key).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Collection, Sequence
+from typing import TYPE_CHECKING, Any, Final
+
+import spnego
+import spnego.exceptions
+import trio
+
+from smbfs.client.config import ClientConfig
+from smbfs.client.connection import (
+    BreakHandler,
+    Connection,
+    ProtocolViolation,
+    Response,
+    SessionSecurity,
+)
+from smbfs.client.errors import AuthenticationError, ConnectionLostError, SMBError
+from smbfs.proto.codec import DecodeError
+from smbfs.proto.constants import Command, Dialect, SecurityMode
+from smbfs.proto.crypto.encryption import Encryptor
+from smbfs.proto.crypto.kdf import derive_session_keys
+from smbfs.proto.crypto.preauth import PreauthHash
+from smbfs.proto.crypto.signing import Signer
+from smbfs.proto.message import Message
+from smbfs.proto.ntstatus import NTStatus, is_success
+from smbfs.proto.session_setup import SessionFlags, SessionSetupRequest, SessionSetupResponse
+from smbfs.proto.simple import LogoffRequest
+
+if TYPE_CHECKING:
+    from smbfs.client.tree import Tree
+
+log = logging.getLogger(__name__)
+
+_SUCCESS: Final = int(NTStatus.STATUS_SUCCESS)
+_MORE: Final = int(NTStatus.STATUS_MORE_PROCESSING_REQUIRED)
+_EXPIRED: Final = int(NTStatus.STATUS_NETWORK_SESSION_EXPIRED)
+# Statuses of a failed logon that mean "these credentials are wrong" (as
+# opposed to a transport or protocol failure).
+_MAX_SETUP_LEGS: Final = 16
+
+
+class Channel:
+    """One connection of a session, with that channel's signing key."""
+
+    def __init__(self, connection: Connection, security: SessionSecurity | None) -> None:
+        self.connection = connection
+        self.security = security
+
+
+class Session:
+    """An authenticated session on one (for now) channel.
+
+    Create it with :func:`smbfs.client.client.open_session`, which also
+    owns the nursery its background tasks run in.
+    """
+
+    def __init__(self, connection: Connection, config: ClientConfig, nursery: trio.Nursery) -> None:
+        self.config = config
+        self.channels: list[Channel] = [Channel(connection, None)]
+        self.session_id = 0
+        self.is_guest = False
+        self.is_anonymous = False
+        self.encrypt_data = False
+        self.signing_required = False
+        self._nursery = nursery
+        self._reauth_lock = trio.Lock()
+        self._generation = 0  # bumped by each successful (re)authentication
+        self._session_key: bytes | None = None
+        self._logged_off = False
+
+    # -- the contract's accessors --------------------------------------------
+
+    @property
+    def connection(self) -> Connection:
+        return self.channels[0].connection
+
+    @property
+    def dialect(self) -> Dialect:
+        neg = self.connection.negotiated
+        assert neg is not None, "session on a connection that was not negotiated"
+        return neg.dialect
+
+    def register_break_handler(self, fn: BreakHandler) -> None:
+        """``fn(header, msg)`` is called from the receiver task for every
+        unsolicited SMB2_OPLOCK_BREAK; it must not block."""
+        for ch in self.channels:
+            ch.connection.break_handler = fn
+
+    def spawn(self, async_fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
+        """Run a background task that lives as long as the session."""
+        self._nursery.start_soon(async_fn, *args)
+
+    async def tree_connect(self, share: str) -> Tree:
+        from smbfs.client.tree import Tree
+
+        return await Tree.connect(self, share)
+
+    # -- authentication ------------------------------------------------------
+
+    @classmethod
+    async def setup(cls, connection: Connection, config: ClientConfig,
+                    nursery: trio.Nursery) -> Session:
+        session = cls(connection, config, nursery)
+        await session._authenticate()
+        return session
+
+    def _auth_context(self) -> Any:
+        cfg = self.config
+        try:
+            if cfg.auth == "kerberos":
+                user = cfg.username or None
+                if user and cfg.domain and "@" not in user:
+                    user = f"{user}@{cfg.domain.upper()}"
+                return spnego.client(user, cfg.password or None, hostname=cfg.target_name,
+                                     service="cifs", protocol="kerberos")
+            if cfg.auth == "anonymous":
+                raise AuthenticationError(
+                    NTStatus.STATUS_NOT_SUPPORTED, Command.SMB2_SESSION_SETUP,
+                    "anonymous (null) sessions are not supported yet")
+            user = cfg.username or ("guest" if cfg.auth == "guest" else "")
+            password = "" if cfg.auth == "guest" else cfg.password
+            if cfg.domain and "\\" not in user and "@" not in user:
+                user = f"{cfg.domain}\\{user}"
+            # Raw NTLMSSP (no SPNEGO wrapper): Samba and Windows both accept
+            # it, and it never wanders off to Kerberos behind our back.
+            return spnego.client(user, password, hostname=cfg.target_name, service="cifs",
+                                 protocol="ntlm")
+        except (ImportError, spnego.exceptions.SpnegoError) as e:
+            raise AuthenticationError(
+                NTStatus.STATUS_LOGON_FAILURE, Command.SMB2_SESSION_SETUP,
+                f"cannot start {cfg.auth} authentication: {e}") from e
+
+    def _step(self, ctx: Any, token: bytes | None) -> bytes | None:
+        try:
+            out = ctx.step(token)
+        except (spnego.exceptions.SpnegoError, ImportError, ValueError) as e:
+            hint = ""
+            if self.config.auth == "kerberos":
+                hint = " (no usable Kerberos ticket? run kinit)"
+            raise AuthenticationError(
+                NTStatus.STATUS_LOGON_FAILURE, Command.SMB2_SESSION_SETUP,
+                f"{self.config.auth} authentication failed locally: {e}{hint}") from e
+        return bytes(out) if out else None
+
+    async def _authenticate(self) -> None:
+        """The SESSION_SETUP loop ([MS-SMB2] 3.2.4.2.3, 3.2.5.3). On the
+        current SessionId when re-authenticating (keys are kept)."""
+        conn = self.connection
+        neg = conn.negotiated
+        assert neg is not None
+        reauth = self.session_id != 0
+        ctx = self._auth_context()
+        token = self._step(ctx, None)
+        preauth: PreauthHash | None = None
+        if neg.preauth_hash is not None and not reauth:
+            preauth = neg.preauth_hash.copy()
+        security_mode = SecurityMode.SMB2_NEGOTIATE_SIGNING_ENABLED
+        if self.config.require_signing:
+            security_mode |= SecurityMode.SMB2_NEGOTIATE_SIGNING_REQUIRED
+        session_id = self.session_id
+        sec = conn.security.get(session_id) if reauth else None
+        for _leg in range(_MAX_SETUP_LEGS):
+            request = SessionSetupRequest(security_mode=int(security_mode),
+                                          security_buffer=token or b"")
+            sent: list[bytes] = []
+            sign = reauth and sec is not None and sec.signer is not None and not sec.encrypt_data
+            encrypt = reauth and sec is not None and sec.encrypt_data
+            [resp] = await conn.transact([request], session_id=session_id, sent=sent,
+                                         sign=sign, encrypt=encrypt)
+            status = resp.status
+            if status not in (_SUCCESS, _MORE):
+                raise AuthenticationError(status, Command.SMB2_SESSION_SETUP,
+                                          f"as {self.config.username or self.config.auth!r}")
+            try:
+                body = SessionSetupResponse.decode(resp.msg)
+            except DecodeError as e:
+                conn.handle_protocol_error(f"bad SESSION_SETUP response: {e}")
+                raise ConnectionLostError(str(e)) from e
+            if session_id == 0:
+                session_id = resp.header.session_id
+            elif resp.header.session_id != session_id:
+                conn.handle_protocol_error("SESSION_SETUP response for another SessionId")
+                raise ConnectionLostError("SESSION_SETUP response for another SessionId")
+            if preauth is not None:
+                preauth.update(sent[0])
+            if status == _MORE:
+                if preauth is not None:
+                    preauth.update(resp.msg)
+                token = self._step(ctx, body.security_buffer)
+                continue
+            # STATUS_SUCCESS: the last token (mechListMIC) may still be due.
+            if body.security_buffer and not ctx.complete:
+                self._step(ctx, body.security_buffer)
+            if not reauth:
+                self._finish_setup(ctx, resp, body, session_id, preauth)
+            self._generation += 1
+            log.info("session %#x %sauthenticated (%s%s%s)", session_id,
+                     "re" if reauth else "", self.config.auth,
+                     ", signing" if self.signing_required else "",
+                     ", encryption" if self.encrypt_data else "")
+            return
+        raise AuthenticationError(NTStatus.STATUS_LOGON_FAILURE, Command.SMB2_SESSION_SETUP,
+                                  "too many SESSION_SETUP legs")
+
+    def _finish_setup(self, ctx: Any, resp: Response, body: SessionSetupResponse,
+                      session_id: int, preauth: PreauthHash | None) -> None:
+        conn = self.connection
+        neg = conn.negotiated
+        assert neg is not None
+        flags = body.session_flags
+        self.session_id = session_id
+        self.is_guest = bool(flags & SessionFlags.SMB2_SESSION_FLAG_IS_GUEST)
+        self.is_anonymous = bool(flags & SessionFlags.SMB2_SESSION_FLAG_IS_NULL)
+        if self.is_guest or self.is_anonymous:
+            # No session key worth the name: nothing is signed or sealed
+            # ([MS-SMB2] 3.2.5.3.1).
+            if self.config.require_signing or self.config.require_encryption:
+                raise AuthenticationError(
+                    NTStatus.STATUS_ACCESS_DENIED, Command.SMB2_SESSION_SETUP,
+                    "server made this a guest/anonymous session, which cannot be "
+                    "signed or encrypted as required")
+            security = SessionSecurity(session_id, signer=None, signing_required=False)
+            conn.security[session_id] = security
+            self.channels[0].security = security
+            return
+        try:
+            key = bytes(ctx.session_key)
+        except Exception as e:
+            raise AuthenticationError(NTStatus.STATUS_LOGON_FAILURE,
+                                      Command.SMB2_SESSION_SETUP,
+                                      f"no session key from {self.config.auth}: {e}") from e
+        self._session_key = key
+        keys = derive_session_keys(neg.dialect, key,
+                                   preauth.value if preauth is not None else None, neg.cipher)
+        signer = Signer(neg.signing_algorithm, keys.signing_key)
+        # [MS-SMB2] 3.2.5.3.1: the final response of a 3.1.1 session setup
+        # is signed and must verify; in older dialects verify it if signed.
+        if resp.header.flags & 0x8 or neg.dialect == Dialect.SMB3_1_1:
+            if not resp.header.flags & 0x8:
+                conn.handle_protocol_error("final SESSION_SETUP response is not signed")
+                raise ConnectionLostError("final SESSION_SETUP response is not signed")
+            if not signer.verify(resp.msg):
+                conn.handle_protocol_error("bad signature on the final SESSION_SETUP response")
+                raise ConnectionLostError("bad signature on the final SESSION_SETUP response")
+        self.signing_required = neg.server_requires_signing or self.config.require_signing
+        encrypt = bool(flags & SessionFlags.SMB2_SESSION_FLAG_ENCRYPT_DATA)
+        encryptor = decryptor = None
+        if neg.cipher is not None and keys.encryption_key and keys.decryption_key:
+            encryptor = Encryptor(neg.cipher, keys.encryption_key)
+            decryptor = Encryptor(neg.cipher, keys.decryption_key)
+        if self.config.require_encryption:
+            if encryptor is None:
+                raise AuthenticationError(
+                    NTStatus.STATUS_ACCESS_DENIED, Command.SMB2_SESSION_SETUP,
+                    f"encryption required but {neg.dialect.name} without a common cipher "
+                    f"cannot encrypt")
+            encrypt = True
+        self.encrypt_data = encrypt
+        security = SessionSecurity(
+            session_id, signer=signer, signing_required=self.signing_required,
+            encryptor=encryptor, decryptor=decryptor, encrypt_data=encrypt,
+        )
+        conn.security[session_id] = security
+        self.channels[0].security = security
+
+    async def reauthenticate(self) -> None:
+        """Re-run SESSION_SETUP on the same SessionId ([MS-SMB2] 3.2.4.2.3),
+        e.g. after STATUS_NETWORK_SESSION_EXPIRED."""
+        generation = self._generation
+        async with self._reauth_lock:
+            if self._generation != generation:
+                return  # another task re-authenticated while we waited
+            await self._authenticate()
+
+    # -- requests ------------------------------------------------------------
+
+    def _pick_channel(self) -> Channel:
+        return self.channels[0]
+
+    def _should_encrypt(self, encrypt: bool | None) -> bool:
+        if encrypt is None:
+            return self.encrypt_data
+        if encrypt and not self.encrypt_data:
+            sec = self.channels[0].security
+            if sec is None or sec.encryptor is None:
+                raise SMBError(NTStatus.STATUS_ACCESS_DENIED, None,
+                               "encryption required but not available on this session")
+        return encrypt
+
+    def _should_sign(self, command: Command, encrypted: bool, channel: Channel) -> bool:
+        sec = channel.security
+        if encrypted or sec is None or sec.signer is None:
+            return False
+        if sec.signing_required:
+            return True
+        # [MS-SMB2] 3.2.4.1.1: 3.1.1 TREE_CONNECT is always signed.
+        return command == Command.SMB2_TREE_CONNECT and self.dialect == Dialect.SMB3_1_1
+
+    @staticmethod
+    def _status_ok(status: int, ok_statuses: Collection[int]) -> bool:
+        # Success and informational statuses (STATUS_NOTIFY_ENUM_DIR...)
+        # pass; warnings (STATUS_BUFFER_OVERFLOW...) only when asked for.
+        return status in ok_statuses or is_success(status)
+
+    async def _send(self, messages: Sequence[Message], *, tree_id: int, related: bool,
+                    payload_sizes: Sequence[int] | None, encrypt: bool | None) -> list[Response]:
+        if self._logged_off:
+            raise ConnectionLostError("session is logged off")
+        for attempt in range(2):
+            channel = self._pick_channel()
+            enc = self._should_encrypt(encrypt)
+            sign = self._should_sign(messages[0].COMMAND, enc, channel)
+            responses = await channel.connection.transact(
+                messages, session_id=self.session_id, tree_id=tree_id, related=related,
+                payload_sizes=payload_sizes, sign=sign, encrypt=enc,
+            )
+            if attempt == 0 and any(r.status == _EXPIRED for r in responses):
+                log.info("session %#x expired: re-authenticating", self.session_id)
+                await self.reauthenticate()
+                continue
+            return responses
+        return responses
+
+    async def request(
+        self,
+        message: Message,
+        *,
+        tree_id: int = 0,
+        payload_size: int = 0,
+        ok_statuses: Collection[int] = frozenset(),
+        encrypt: bool | None = None,
+    ) -> Response:
+        """Send one request and wait for its final response.
+
+        ``payload_size`` sets the CreditCharge (READ length, WRITE length,
+        IOCTL/QUERY_DIRECTORY output size...). Raises :class:`SMBError` for
+        an error or warning status not in ``ok_statuses``;
+        :class:`ConnectionLostError` if the connection dies. A trio cancel
+        sends SMB2 CANCEL. ``encrypt=None`` follows the session; Tree passes
+        True for shares with SMB2_SHAREFLAG_ENCRYPT_DATA.
+        """
+        [resp] = await self._send([message], tree_id=tree_id, related=False,
+                                  payload_sizes=[payload_size], encrypt=encrypt)
+        if not self._status_ok(resp.status, ok_statuses):
+            raise SMBError(resp.status, message.COMMAND)
+        return resp
+
+    async def compound(
+        self,
+        messages: Sequence[Message],
+        *,
+        tree_id: int = 0,
+        related: bool = True,
+        ok_statuses: Collection[int] = frozenset(),
+        encrypt: bool | None = None,
+        payload_sizes: Sequence[int] | None = None,
+    ) -> list[Response | SMBError]:
+        """Send ``messages`` as one compound chain in one transport send
+        (related: each after the first uses the previous FileId) and return
+        one result per message, an :class:`SMBError` in place of a failed
+        one ([MS-SMB2] 3.2.4.1.4)."""
+        if not messages:
+            return []
+        responses = await self._send(messages, tree_id=tree_id, related=related,
+                                     payload_sizes=payload_sizes, encrypt=encrypt)
+        out: list[Response | SMBError] = []
+        for m, r in zip(messages, responses, strict=True):
+            out.append(r if self._status_ok(r.status, ok_statuses)
+                       else SMBError(r.status, m.COMMAND))
+        return out
+
+    # -- teardown ------------------------------------------------------------
+
+    async def logoff(self) -> None:
+        """LOGOFF, best effort and bounded: the connection is closed right
+        after anyway."""
+        if self._logged_off or not self.connection.alive:
+            self._logged_off = True
+            return
+        try:
+            with trio.move_on_after(min(5.0, self.config.request_timeout)):
+                await self.request(LogoffRequest())
+        except (SMBError, ConnectionLostError, ProtocolViolation) as e:
+            log.debug("LOGOFF failed: %s", e)
+        finally:
+            self._logged_off = True
+            for ch in self.channels:
+                ch.connection.security.pop(self.session_id, None)
