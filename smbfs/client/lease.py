@@ -1,0 +1,335 @@
+"""The lease table: lease keys per file, and the acknowledgment of lease and
+oplock breaks ([MS-SMB2] 3.2.5.19).
+
+Why a separate background task: break notifications arrive on the
+connection's receiver task, which must never block (every response on the
+connection waits behind it). The receiver calls :meth:`LeaseTable.on_break`,
+which only decodes and queues; the acknowledger task then tells subscribers
+(the FUSE cache, later: flush dirty data, purge pages) and sends the
+acknowledgment. A server that granted a write or handle lease holds the other
+client's CREATE until it gets that acknowledgment (or its ~35 s timeout), so
+acknowledging promptly is what keeps other clients from hanging.
+
+Lease keys are stable per (tree, path) for the life of the table, as
+3.2.4.3 asks (File.LeaseKey in the GlobalFileTable): every open of the same
+path by this session shares one lease, so our own opens never break each
+other's caching.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import weakref
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from smbfs.client.errors import ConnectionLostError, SMBError
+from smbfs.proto.codec import DecodeError
+from smbfs.proto.fileid import FileId
+from smbfs.proto.header import Smb2Header
+from smbfs.proto.oplock_break import (
+    LeaseBreakAcknowledgment,
+    LeaseBreakNotification,
+    LeaseState,
+    OplockBreakAcknowledgment,
+    OplockBreakNotification,
+    OplockLevel,
+    decode_break,
+)
+
+if TYPE_CHECKING:
+    from smbfs.client.open import Open
+    from smbfs.client.session import Session
+
+log = logging.getLogger(__name__)
+
+LEASE_RWH = (
+    LeaseState.SMB2_LEASE_READ_CACHING
+    | LeaseState.SMB2_LEASE_WRITE_CACHING
+    | LeaseState.SMB2_LEASE_HANDLE_CACHING
+)
+
+
+@dataclass(slots=True)
+class BreakEvent:
+    """What subscribers are told about one break, before it is acknowledged.
+
+    ``old_state``/``new_state`` are lease states (for an oplock break they
+    are mapped: batch/exclusive -> RWH, level II -> R, none -> 0) so a cache
+    only has to understand one vocabulary. ``path`` is the share-relative
+    path of the file whose caching is being reduced, when known.
+    """
+
+    lease_key: bytes | None
+    file_id: FileId | None
+    path: str | None
+    old_state: int
+    new_state: int
+    ack_required: bool
+
+
+BreakSubscriber = Callable[[BreakEvent], Awaitable[None] | None]
+
+
+@dataclass(eq=False, slots=True)
+class Lease:
+    """One File entry of the GlobalFileTable: a lease key and what it covers."""
+
+    key: bytes
+    path: str
+    tree_id: int
+    version: int = 0  # 0 until granted; then 1 (SMB 2.1) or 2 (SMB 3.x)
+    state: int = 0
+    epoch: int = 0
+    opens: set[Open] = field(default_factory=set)
+    # Creates sent with this key whose responses are not processed yet: a break
+    # can overtake the task that registers the new open ([MS-SMB2] 3.2.5.19.2).
+    pending: int = 0
+    settled: trio.Event = field(default_factory=trio.Event)
+    breaks_seen: int = 0
+    acks_sent: int = 0
+
+
+def _oplock_as_lease(level: int) -> int:
+    if level in (OplockLevel.SMB2_OPLOCK_LEVEL_BATCH, OplockLevel.SMB2_OPLOCK_LEVEL_EXCLUSIVE):
+        return int(LEASE_RWH)
+    if level == OplockLevel.SMB2_OPLOCK_LEVEL_II:
+        return int(LeaseState.SMB2_LEASE_READ_CACHING)
+    return 0
+
+
+_tables: weakref.WeakKeyDictionary[Any, LeaseTable] = weakref.WeakKeyDictionary()
+
+
+class LeaseTable:
+    """Leases and oplocks held by one session, and their break acknowledger.
+
+    Get it with :meth:`for_session` (one per session; it registers itself as
+    the session's break handler and starts its task in the session's nursery
+    the first time).
+    """
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+        self._leases: dict[bytes, Lease] = {}
+        self._keys: dict[tuple[int, str], bytes] = {}
+        self._oplock_opens: dict[FileId, Open] = {}
+        self._subscribers: list[BreakSubscriber] = []
+        send, recv = trio.open_memory_channel[tuple[Smb2Header, bytes]](math.inf)
+        self._send = send
+        self._recv = recv
+        self.breaks_received = 0
+        self.acks_sent = 0
+        self.ack_errors = 0
+        # Set each time a break has been fully processed; tests wait on it.
+        self._processed = trio.Event()
+
+    @classmethod
+    def for_session(cls, session: Session) -> LeaseTable:
+        table = _tables.get(session)
+        if table is None:
+            table = cls(session)
+            _tables[session] = table
+            session.register_break_handler(table.on_break)
+            session.spawn(table._run)
+        return table
+
+    # ---------------------------------------------------------------- lookups
+
+    def lease_key_for(self, tree_id: int, path: str) -> bytes:
+        """The stable lease key of ``path`` on a tree (3.2.4.3 File.LeaseKey)."""
+        k = (tree_id, path.lower())
+        key = self._keys.get(k)
+        if key is None:
+            key = os.urandom(16)
+            self._keys[k] = key
+        return key
+
+    def lease(self, key: bytes) -> Lease | None:
+        return self._leases.get(key)
+
+    def lease_for_path(self, tree_id: int, path: str) -> Lease | None:
+        key = self._keys.get((tree_id, path.lower()))
+        return None if key is None else self._leases.get(key)
+
+    def subscribe(self, fn: BreakSubscriber) -> Callable[[], None]:
+        """Call ``fn`` for every break before it is acknowledged (the FUSE cache
+        flushes and invalidates there). Returns a function that unsubscribes."""
+        self._subscribers.append(fn)
+
+        def unsubscribe() -> None:
+            if fn in self._subscribers:
+                self._subscribers.remove(fn)
+
+        return unsubscribe
+
+    async def wait_processed(self) -> None:
+        """Wait until the next break has been dispatched and acknowledged."""
+        await self._processed.wait()
+
+    # ------------------------------------------------------ open bookkeeping
+
+    def begin_create(self, tree_id: int, path: str, key: bytes) -> Lease:
+        lease = self._leases.get(key)
+        if lease is None:
+            lease = Lease(key=key, path=path, tree_id=tree_id)
+            self._leases[key] = lease
+        lease.pending += 1
+        if lease.settled.is_set():
+            lease.settled = trio.Event()
+        return lease
+
+    def end_create(self, lease: Lease, opened: Open | None, granted_state: int | None,
+                   epoch: int, version: int) -> None:
+        """Record the server's answer to a create that asked for ``lease``."""
+        lease.pending -= 1
+        if opened is not None and granted_state is not None:
+            lease.opens.add(opened)
+            lease.state = granted_state
+            lease.version = version
+            if version == 2:
+                lease.epoch = epoch
+        if lease.pending == 0:
+            lease.settled.set()
+            if not lease.opens:
+                self._leases.pop(lease.key, None)
+
+    def register_oplock(self, opened: Open) -> None:
+        self._oplock_opens[opened.file_id] = opened
+
+    def forget_open(self, opened: Open) -> None:
+        """Called when an open is closed (or lost)."""
+        self._oplock_opens.pop(opened.file_id, None)
+        lease = opened.lease
+        if lease is not None:
+            lease.opens.discard(opened)
+            if not lease.opens and lease.pending == 0:
+                self._leases.pop(lease.key, None)
+                lease.state = 0
+
+    # ------------------------------------------------------------- breaking
+
+    def on_break(self, header: Smb2Header, msg: memoryview) -> None:
+        """The session's break handler: runs on the receiver, never blocks.
+
+        The message is copied (it is small) because the receive buffer's
+        lifetime belongs to the connection.
+        """
+        self.breaks_received += 1
+        try:
+            self._send.send_nowait((header, bytes(msg)))
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            log.debug("break after the lease table closed: dropped")
+
+    async def _run(self) -> None:
+        async with self._recv:
+            async for header, raw in self._recv:
+                try:
+                    await self._handle(header, memoryview(raw))
+                except (ConnectionLostError, trio.ClosedResourceError):
+                    log.debug("connection lost while acknowledging a break")
+                except Exception:  # a bad break must not kill the acknowledger
+                    log.exception("failed to process an oplock/lease break")
+                finally:
+                    ev, self._processed = self._processed, trio.Event()
+                    ev.set()
+
+    async def _handle(self, header: Smb2Header, msg: memoryview) -> None:
+        try:
+            brk = decode_break(msg)
+        except DecodeError as e:
+            log.warning("malformed OPLOCK_BREAK notification ignored: %s", e)
+            return
+        if isinstance(brk, LeaseBreakNotification):
+            await self._lease_break(brk)
+        else:
+            await self._oplock_break(brk)
+
+    async def _notify(self, event: BreakEvent) -> None:
+        for fn in list(self._subscribers):
+            try:
+                res = fn(event)
+                if res is not None:
+                    await res
+            except Exception:
+                log.exception("lease break subscriber failed")
+
+    async def _lease_break(self, brk: LeaseBreakNotification) -> None:
+        lease = self._leases.get(brk.lease_key)
+        if lease is not None and not lease.opens and lease.pending:
+            # Our CREATE that got this lease is answered but its task has not
+            # registered the open yet: give it a moment rather than guess.
+            with trio.move_on_after(5):
+                await lease.settled.wait()
+        log.debug("lease break %s: %s -> %s (ack %s)", brk.lease_key.hex(),
+                  brk.current_lease_state, brk.new_lease_state, brk.ack_required)
+        old = lease.state if lease is not None else brk.current_lease_state
+        if lease is not None:
+            lease.breaks_seen += 1
+            # 3.2.5.19.2: on 3.x the epoch orders state changes; on 2.1 just copy.
+            if lease.version == 2:
+                if brk.new_epoch > lease.epoch or brk.new_epoch == 0:
+                    lease.state = brk.new_lease_state
+                    lease.epoch = max(lease.epoch, brk.new_epoch)
+            else:
+                lease.state = brk.new_lease_state
+        await self._notify(BreakEvent(
+            lease_key=brk.lease_key, file_id=None,
+            path=lease.path if lease is not None else None,
+            old_state=old, new_state=brk.new_lease_state, ack_required=brk.ack_required,
+        ))
+        if not brk.ack_required:
+            return
+        if lease is None or not lease.opens:
+            # 3.2.5.19.2: with every handle closed, the close was the implicit
+            # acknowledgment. Samba still waits for an ack if a close crossed
+            # the break on the wire, and a stray ack is harmless, so send one
+            # when we still know which tree the lease lived on.
+            if lease is None:
+                return
+        ack = LeaseBreakAcknowledgment(lease_key=brk.lease_key, lease_state=brk.new_lease_state)
+        await self._ack(ack, lease.tree_id, lease)
+
+    async def _oplock_break(self, brk: OplockBreakNotification) -> None:
+        opened = self._oplock_opens.get(brk.file_id)
+        if opened is None:
+            log.debug("oplock break for unknown FileId %s: discarded", brk.file_id)
+            return
+        old = opened.oplock_level
+        await self._notify(BreakEvent(
+            lease_key=None, file_id=brk.file_id, path=opened.path,
+            old_state=_oplock_as_lease(old), new_state=_oplock_as_lease(brk.oplock_level),
+            ack_required=True,
+        ))
+        if old in (OplockLevel.SMB2_OPLOCK_LEVEL_NONE, OplockLevel.SMB2_OPLOCK_LEVEL_II):
+            # 3.2.5.19.1: a level II break to none needs no acknowledgment.
+            opened.oplock_level = OplockLevel.SMB2_OPLOCK_LEVEL_NONE
+            return
+        opened.oplock_level = brk.oplock_level
+        ack = OplockBreakAcknowledgment(oplock_level=brk.oplock_level, file_id=brk.file_id)
+        try:
+            await self._ack(ack, opened.tree.tree_id, None)
+        except SMBError:
+            opened.oplock_level = OplockLevel.SMB2_OPLOCK_LEVEL_NONE
+
+    async def _ack(self, ack: LeaseBreakAcknowledgment | OplockBreakAcknowledgment,
+                   tree_id: int, lease: Lease | None) -> None:
+        try:
+            with trio.fail_after(self._session.config.request_timeout):
+                await self._session.request(ack, tree_id=tree_id)
+        except SMBError as e:
+            # E.g. STATUS_UNSUCCESSFUL when the lease went away with a close
+            # that crossed the break: nothing left to acknowledge.
+            self.ack_errors += 1
+            log.debug("break acknowledgment failed: %s", e)
+            if isinstance(ack, OplockBreakAcknowledgment):
+                raise
+            return
+        self.acks_sent += 1
+        if lease is not None:
+            lease.acks_sent += 1

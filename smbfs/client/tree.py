@@ -1,0 +1,178 @@
+"""A tree connect: one share of the server on one session ([MS-SMB2] 3.2.4.2.4,
+3.2.5.5, 3.2.4.22).
+
+The tree is what every file request is sent through: it stamps its TreeId
+and decides whether the request must be sealed (a share with
+SMB2_SHAREFLAG_ENCRYPT_DATA is encrypted whatever the session says,
+3.2.4.1.8). Opening files and the compound shortcuts (stat, rename, delete)
+hang off it so the FUSE layer holds one object per mount.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from smbfs.client.errors import SMBError
+from smbfs.proto.message import Message
+from smbfs.proto.tree import (
+    ShareCapabilities,
+    ShareFlags,
+    ShareType,
+    TreeConnectRequest,
+    TreeConnectResponse,
+    TreeDisconnectRequest,
+)
+
+if TYPE_CHECKING:
+    from smbfs.client.connection import Response
+    from smbfs.client.open import FileInfo, Open
+    from smbfs.client.session import Session
+
+log = logging.getLogger(__name__)
+
+
+class Tree:
+    """A connected share. Create with ``await Tree.connect(session, share)``.
+
+    Counters ``requests_sent`` and ``round_trips`` count what went to the
+    server through this tree (a compound is one round trip however many
+    requests it chains): the tests prove "stat in one round trip" with them.
+    """
+
+    def __init__(self, session: Session, share_name: str, tree_id: int,
+                 response: TreeConnectResponse) -> None:
+        self.session = session
+        self.share_name = share_name
+        self.tree_id = tree_id
+        self.share_type = response.share_type
+        self.share_flags = response.share_flags
+        self.capabilities = response.capabilities
+        self.maximal_access = response.maximal_access
+        self.connected = True
+        self.requests_sent = 0
+        self.round_trips = 0
+
+    # ---------------------------------------------------------- lifecycle
+
+    @classmethod
+    async def connect(cls, session: Session, share_name: str) -> Tree:
+        """TREE_CONNECT to ``share_name`` (a bare name like ``"share"`` or a
+        full ``\\\\server\\share`` UNC path)."""
+        if share_name.startswith(("\\\\", "//")):
+            unc = share_name.replace("/", "\\")
+            name = unc.rstrip("\\").rsplit("\\", 1)[-1]
+        else:
+            name = share_name.strip("\\/")
+            unc = f"\\\\{session.config.target_name}\\{name}"
+        resp = await session.request(TreeConnectRequest(path=unc))
+        body = TreeConnectResponse.decode(resp.msg)
+        tree = cls(session, name, resp.header.tree_id, body)
+        log.debug("tree connect %s: id %#x type %s flags %#x caps %#x", unc, tree.tree_id,
+                  body.share_type, body.share_flags, body.capabilities)
+        return tree
+
+    async def disconnect(self) -> None:
+        """TREE_DISCONNECT; safe to call twice and after the connection died."""
+        if not self.connected:
+            return
+        self.connected = False
+        await self.session.request(TreeDisconnectRequest(), tree_id=self.tree_id)
+
+    async def __aenter__(self) -> Tree:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        try:
+            await self.disconnect()
+        except Exception as e:  # the session may be gone already
+            log.debug("tree disconnect on exit failed: %s", e)
+
+    # -------------------------------------------------------- share facts
+
+    @property
+    def is_disk(self) -> bool:
+        return self.share_type == ShareType.SMB2_SHARE_TYPE_DISK
+
+    @property
+    def is_pipe(self) -> bool:
+        return self.share_type == ShareType.SMB2_SHARE_TYPE_PIPE
+
+    @property
+    def encrypt_data(self) -> bool:
+        return bool(self.share_flags & ShareFlags.SMB2_SHAREFLAG_ENCRYPT_DATA)
+
+    @property
+    def is_dfs(self) -> bool:
+        return bool(self.capabilities & ShareCapabilities.SMB2_SHARE_CAP_DFS)
+
+    @property
+    def continuously_available(self) -> bool:
+        return bool(self.capabilities & ShareCapabilities.SMB2_SHARE_CAP_CONTINUOUS_AVAILABILITY)
+
+    @property
+    def _encrypt(self) -> bool | None:
+        # None: let the session decide (it seals everything when it must).
+        return True if self.encrypt_data else None
+
+    # ----------------------------------------------------------- requests
+
+    async def request(self, message: Message, *, payload_size: int = 0,
+                      ok_statuses: Iterable[int] = frozenset()) -> Response:
+        """One request on this tree (TreeId and sealing filled in)."""
+        self.requests_sent += 1
+        self.round_trips += 1
+        return await self.session.request(
+            message, tree_id=self.tree_id, payload_size=payload_size,
+            ok_statuses=frozenset(ok_statuses), encrypt=self._encrypt,
+        )
+
+    async def compound(self, messages: Sequence[Message], *, related: bool = True,
+                       ok_statuses: Iterable[int] = frozenset()) -> list[Response | SMBError]:
+        """A compound chain sent in one transport write: one round trip."""
+        self.requests_sent += len(messages)
+        self.round_trips += 1
+        return await self.session.compound(
+            list(messages), tree_id=self.tree_id, related=related,
+            ok_statuses=frozenset(ok_statuses), encrypt=self._encrypt,
+        )
+
+    # ------------------------------------------------------ conveniences
+
+    async def create(self, path: str, **kwargs: Any) -> Open:
+        """Open or create ``path``; see :meth:`smbfs.client.open.Open.create`."""
+        from smbfs.client.open import Open
+
+        return await Open.create(self, path, **kwargs)
+
+    async def stat(self, path: str) -> FileInfo:
+        """Attributes of ``path`` in one round trip (create+query+close)."""
+        from smbfs.client.compound_ops import stat
+
+        return await stat(self, path)
+
+    async def rename(self, path: str, new_path: str, *, replace: bool = False) -> None:
+        from smbfs.client.compound_ops import rename
+
+        await rename(self, path, new_path, replace=replace)
+
+    async def unlink(self, path: str) -> None:
+        from smbfs.client.compound_ops import delete
+
+        await delete(self, path, directory=False)
+
+    async def rmdir(self, path: str) -> None:
+        from smbfs.client.compound_ops import delete
+
+        await delete(self, path, directory=True)
+
+    async def mkdir(self, path: str) -> FileInfo:
+        from smbfs.client.compound_ops import mkdir
+
+        return await mkdir(self, path)
+
+    def __repr__(self) -> str:
+        return f"<Tree {self.share_name!r} id={self.tree_id:#x}>"
