@@ -1,0 +1,168 @@
+"""Path operations done as one related compound: one round trip each
+([MS-SMB2] 3.2.4.1.4).
+
+``stat``, ``rename``, ``unlink``/``rmdir`` and ``mkdir`` are what a
+filesystem does most on paths it does not hold open. Done naively each is
+CREATE, then the operation, then CLOSE: three round trips. Chained as a
+related compound (the later requests name the file with the all-ones FileId,
+"the file the previous request opened") they cost one.
+
+If we hold a lease on the path, the compound's CREATE carries the same lease
+key: an open under our own lease key does not break our own lease (the
+server would otherwise ask us to give up handle caching to ourselves, and a
+rename or delete would wait on that break).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from smbfs.client.errors import SMBError
+from smbfs.client.lease import _tables
+from smbfs.client.open import DEFAULT_SHARE, FileInfo, _normalize
+from smbfs.proto.close import CloseFlags, CloseRequest, CloseResponse
+from smbfs.proto.create import (
+    AccessMask,
+    CreateDisposition,
+    CreateOptions,
+    CreateRequest,
+    OplockLevel,
+)
+from smbfs.proto.create_contexts import (
+    AnyCreateContext,
+    CreateRequestLease,
+    CreateRequestLeaseV2,
+)
+from smbfs.proto.fileid import RELATED
+from smbfs.proto.fscc.attributes import FileInformationClass
+from smbfs.proto.fscc.file_info import FileDispositionInformation, FileRenameInformation
+from smbfs.proto.info import InfoType, QueryInfoRequest, QueryInfoResponse, SetInfoRequest
+from smbfs.proto.message import Message
+from smbfs.proto.ntstatus import NTStatus
+
+if TYPE_CHECKING:
+    from smbfs.client.connection import Response
+    from smbfs.client.tree import Tree
+
+log = logging.getLogger(__name__)
+
+# FileAllInformation: 100 fixed bytes then the name; the fixed part is all
+# stat needs, so a truncated name (STATUS_BUFFER_OVERFLOW) is fine.
+_STAT_OUTPUT = 4096
+
+
+def _create(tree: Tree, path: str, access: int, *, disposition: int = CreateDisposition.FILE_OPEN,
+            options: int = 0) -> CreateRequest:
+    """The CREATE at the head of a chain, under our lease key if we hold one."""
+    contexts: list[AnyCreateContext] = []
+    oplock = OplockLevel.SMB2_OPLOCK_LEVEL_NONE
+    table = _tables.get(tree.session)
+    if table is not None:
+        lease = table.lease_for_path(tree.tree_id, path)
+        if lease is not None and lease.opens:
+            oplock = OplockLevel.SMB2_OPLOCK_LEVEL_LEASE
+            # Ask for exactly what we hold: same key, no upgrade, no break.
+            if lease.version == 2:
+                contexts.append(CreateRequestLeaseV2(lease_key=lease.key,
+                                                     lease_state=lease.state))
+            else:
+                contexts.append(CreateRequestLease(lease_key=lease.key,
+                                                   lease_state=lease.state))
+    return CreateRequest(
+        name=path, desired_access=access, share_access=DEFAULT_SHARE,
+        create_disposition=disposition, create_options=options,
+        requested_oplock_level=oplock, create_contexts=contexts,
+    )
+
+
+async def _chain(tree: Tree, messages: Sequence[Message],
+                 ok_statuses: frozenset[int] = frozenset()) -> list[Response]:
+    """Send the chain; raise the first failure (later ones are usually the
+    same status cascaded by the server, 3.3.5.2.7.2)."""
+    results = await tree.compound(messages, related=True, ok_statuses=ok_statuses)
+    out: list[Response] = []
+    for r in results:
+        if isinstance(r, SMBError):
+            raise r
+        out.append(r)
+    return out
+
+
+async def stat(tree: Tree, path: str) -> FileInfo:
+    """CREATE(read attributes) + QUERY_INFO(FileAllInformation) + CLOSE."""
+    path = _normalize(path)
+    create = _create(tree, path, AccessMask.FILE_READ_ATTRIBUTES | AccessMask.SYNCHRONIZE)
+    query = QueryInfoRequest(
+        info_type=InfoType.SMB2_0_INFO_FILE,
+        file_info_class=FileInformationClass.FileAllInformation,
+        file_id=RELATED, output_buffer_length=_STAT_OUTPUT,
+    )
+    close = CloseRequest(file_id=RELATED, flags=0)
+    results = await tree.compound([create, query, close], related=True,
+                                  ok_statuses=frozenset({NTStatus.STATUS_BUFFER_OVERFLOW}))
+    for r in results[:2]:
+        if isinstance(r, SMBError):
+            raise r
+    q = results[1]
+    assert not isinstance(q, SMBError)
+    info = FileInfo.from_all_information(QueryInfoResponse.decode(q.msg).output)
+    info.name = path.rsplit("\\", 1)[-1]
+    return info
+
+
+async def rename(tree: Tree, path: str, new_path: str, *, replace: bool = False) -> None:
+    """CREATE(DELETE) + SET_INFO(FileRenameInformation) + CLOSE."""
+    path = _normalize(path)
+    create = _create(tree, path, AccessMask.DELETE | AccessMask.FILE_READ_ATTRIBUTES
+                     | AccessMask.SYNCHRONIZE)
+    info = FileRenameInformation(_normalize(new_path), replace_if_exists=replace)
+    setinfo = SetInfoRequest(
+        info_type=InfoType.SMB2_0_INFO_FILE,
+        file_info_class=FileInformationClass.FileRenameInformation,
+        file_id=RELATED, buffer=info.encode(),
+    )
+    await _chain(tree, [create, setinfo, CloseRequest(file_id=RELATED)])
+
+
+async def delete(tree: Tree, path: str, *, directory: bool | None = None) -> None:
+    """CREATE(DELETE) + SET_INFO(FileDispositionInformation) + CLOSE.
+
+    The disposition form (rather than FILE_DELETE_ON_CLOSE at create) makes a
+    non-empty directory fail visibly with STATUS_DIRECTORY_NOT_EMPTY at the
+    SET_INFO. ``directory`` True/False insists on the kind (rmdir/unlink);
+    None deletes either.
+    """
+    path = _normalize(path)
+    options = 0
+    if directory is True:
+        options = CreateOptions.FILE_DIRECTORY_FILE
+    elif directory is False:
+        options = CreateOptions.FILE_NON_DIRECTORY_FILE
+    create = _create(tree, path, AccessMask.DELETE | AccessMask.FILE_READ_ATTRIBUTES
+                     | AccessMask.SYNCHRONIZE, options=options)
+    setinfo = SetInfoRequest(
+        info_type=InfoType.SMB2_0_INFO_FILE,
+        file_info_class=FileInformationClass.FileDispositionInformation,
+        file_id=RELATED, buffer=FileDispositionInformation(True).encode(),
+    )
+    await _chain(tree, [create, setinfo, CloseRequest(file_id=RELATED)])
+
+
+async def mkdir(tree: Tree, path: str) -> FileInfo:
+    """CREATE(FILE_CREATE, directory) + CLOSE with post-query attributes."""
+    path = _normalize(path)
+    create = CreateRequest(
+        name=path, desired_access=AccessMask.FILE_READ_ATTRIBUTES | AccessMask.SYNCHRONIZE,
+        share_access=DEFAULT_SHARE, create_disposition=CreateDisposition.FILE_CREATE,
+        create_options=CreateOptions.FILE_DIRECTORY_FILE,
+    )
+    close = CloseRequest(file_id=RELATED, flags=CloseFlags.SMB2_CLOSE_FLAG_POSTQUERY_ATTRIB)
+    _, c = await _chain(tree, [create, close])
+    body = CloseResponse.decode(c.msg)
+    return FileInfo.from_times(
+        body.creation_time, body.last_access_time, body.last_write_time, body.change_time,
+        body.end_of_file, body.allocation_size, body.file_attributes,
+        name=path.rsplit("\\", 1)[-1],
+    )
