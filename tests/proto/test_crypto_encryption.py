@@ -246,7 +246,7 @@ def test_encrypt_published_vector(
     assert len(parts) == 2 and len(parts[0]) == 52
     assert b"".join(parts) == expected
     # The same message given as several buffers encrypts identically.
-    split = [plain[:64], memoryview(plain)[64:100], plain[100:]]
+    split: list[bytes | memoryview] = [plain[:64], memoryview(plain)[64:100], plain[100:]]
     assert bytes(Encryptor(cipher, key).encrypt_message(split, session_id, nonce)) == expected
 
 

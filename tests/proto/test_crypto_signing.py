@@ -127,7 +127,7 @@ def zeroed(message: bytes | bytearray) -> bytes:
     return bytes(message[:48]) + bytes(16) + bytes(message[64:])
 
 
-def reference_signature(algorithm: SigningAlgorithm, key: bytes, message: bytes) -> bytes:
+def reference_signature(algorithm: SigningAlgorithm, key: bytes, message: bytes | bytearray) -> bytes:
     """The signature computed independently of smbfs.proto.crypto."""
     data = zeroed(message)
     if algorithm == SigningAlgorithm.HMAC_SHA256:
