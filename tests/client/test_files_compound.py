@@ -1,0 +1,140 @@
+"""Compound path operations: each one round trip, counted on the connection."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Awaitable
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+import pytest
+
+from smbfs.client import ClientConfig, open_session
+from smbfs.client.errors import SMBError
+from smbfs.client.tree import Tree
+from smbfs.proto.create import CreateDisposition, CreateOptions
+from smbfs.proto.ntstatus import NTStatus
+
+T = TypeVar("T")
+
+
+def config_for(server: Any, **kw: Any) -> ClientConfig:
+    opts: dict[str, Any] = dict(host=server.host, port=server.port, username=server.user.name,
+                                password=server.user.password, request_timeout=30,
+                                echo_interval=30)
+    opts.update(kw)
+    return ClientConfig(**opts)
+
+
+@asynccontextmanager
+async def tree_on(server: Any, share: str = "share", **kw: Any) -> AsyncIterator[Tree]:
+    async with open_session(config_for(server, **kw)) as session, \
+            await Tree.connect(session, share) as tree:
+        yield tree
+
+
+def unique(prefix: str = "c") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+async def round_trips(tree: Tree, op: Awaitable[T]) -> tuple[T, int, int]:
+    """Run ``op``; return its result, the frames sent and received meanwhile."""
+    conn = tree.session.connection
+    sent, received = conn.frames_sent, conn.frames_received
+    result = await op
+    return result, conn.frames_sent - sent, conn.frames_received - received
+
+
+async def test_stat_is_one_round_trip(samba: Any) -> None:
+    name = unique()
+    (samba.share_path("share") / name).write_bytes(b"x" * 4321)
+    async with tree_on(samba) as tree:
+        info, sent, received = await round_trips(tree, tree.stat(name))
+        assert (sent, received) == (1, 1)
+        assert info.size == 4321 and not info.is_directory and info.file_id
+        assert info.name == name and info.write_ns and info.nlink == 1
+        root, sent, _ = await round_trips(tree, tree.stat(""))
+        assert sent == 1 and root.is_directory
+        with pytest.raises(SMBError) as e:
+            await round_trips(tree, tree.stat(unique("missing")))
+        assert e.value.status == NTStatus.STATUS_OBJECT_NAME_NOT_FOUND
+        # The failed chain used one round trip and left the connection usable.
+        await tree.unlink(name)
+
+
+async def test_rename_is_one_round_trip(samba: Any) -> None:
+    a, b = unique("a"), unique("b")
+    share = samba.share_path("share")
+    (share / a).write_bytes(b"payload")
+    async with tree_on(samba) as tree:
+        _, sent, received = await round_trips(tree, tree.rename(a, b))
+        assert (sent, received) == (1, 1)
+        assert not (share / a).exists() and (share / b).read_bytes() == b"payload"
+        # Onto an existing name: refused unless replace is asked.
+        c = unique("c")
+        (share / c).write_bytes(b"old")
+        with pytest.raises(SMBError) as e:
+            await tree.rename(b, c)
+        assert e.value.status == NTStatus.STATUS_OBJECT_NAME_COLLISION
+        await tree.rename(b, c, replace=True)
+        assert (share / c).read_bytes() == b"payload"
+        # Into a subdirectory, with forward slashes.
+        d = unique("d")
+        await tree.mkdir(d)
+        await tree.rename(c, f"{d}/moved")
+        assert (share / d / "moved").read_bytes() == b"payload"
+        await tree.unlink(f"{d}/moved")
+        await tree.rmdir(d)
+
+
+async def test_delete_and_rmdir_are_one_round_trip(samba: Any) -> None:
+    share = samba.share_path("share")
+    f, d = unique("f"), unique("d")
+    (share / f).write_bytes(b"data")
+    async with tree_on(samba) as tree:
+        _, sent, received = await round_trips(tree, tree.unlink(f))
+        assert (sent, received) == (1, 1)
+        assert not (share / f).exists()
+        info, sent, _ = await round_trips(tree, tree.mkdir(d))
+        assert sent == 1 and info.is_directory and (share / d).is_dir()
+        (share / d / "inner").write_bytes(b"")
+        with pytest.raises(SMBError) as e:
+            await tree.rmdir(d)
+        assert e.value.status == NTStatus.STATUS_DIRECTORY_NOT_EMPTY
+        with pytest.raises(SMBError) as e:
+            await tree.unlink(d)  # unlink insists on a file
+        assert e.value.status == NTStatus.STATUS_FILE_IS_A_DIRECTORY
+        await tree.unlink(f"{d}/inner")
+        _, sent, _ = await round_trips(tree, tree.rmdir(d))
+        assert sent == 1 and not (share / d).exists()
+
+
+async def test_compound_ops_on_a_file_we_hold_leased(samba: Any) -> None:
+    """stat/rename/delete of a file we have open under a lease: the chain's
+    CREATE uses our lease key, so no break to ourselves, no stall."""
+    name, other = unique("held"), unique("moved")
+    async with tree_on(samba) as tree:
+        f = await tree.create(name, disposition=CreateDisposition.FILE_CREATE)
+        assert f.lease is not None and f.lease_state == 0x7
+        await f.write(0, b"abc")
+        st = await tree.stat(name)
+        assert st.size == 3
+        await tree.rename(name, other)
+        assert f.lease_state == 0x7  # not broken by our own rename
+        await tree.unlink(other)  # delete pending until our handle closes
+        await f.close()
+        with pytest.raises(SMBError):
+            await tree.stat(other)
+
+
+async def test_create_options_directory(samba: Any) -> None:
+    d = unique("dir")
+    async with tree_on(samba) as tree:
+        h = await tree.create(d, disposition=CreateDisposition.FILE_CREATE,
+                              options=CreateOptions.FILE_DIRECTORY_FILE)
+        assert h.is_directory and h.lease is None and not h.durable
+        await h.close()
+        with pytest.raises(SMBError) as e:
+            await tree.create(d, options=CreateOptions.FILE_NON_DIRECTORY_FILE)
+        assert e.value.status == NTStatus.STATUS_FILE_IS_A_DIRECTORY
+        await tree.rmdir(d)
