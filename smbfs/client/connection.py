@@ -618,6 +618,7 @@ class Connection:
                                     f"{p.message.COMMAND.name} request")
         interim = hdr.status == _STATUS_PENDING and hdr.is_async
         self._authenticate(hdr, msg, p, encrypted, interim)
+        _check_body_shape(hdr, msg)
         self.credits.grant(hdr.credits)
         if interim:
             # [MS-SMB2] 3.2.5.1.5: keep the AsyncId, keep waiting; the final
@@ -681,6 +682,41 @@ class Connection:
                 return
             except ConnectionLostError:
                 return
+
+
+# [MS-SMB2] 2.2.x StructureSize of each response body. Odd sizes count one
+# byte of the variable part, which may be absent.
+_RESPONSE_STRUCTURE_SIZE: Final = {
+    Command.SMB2_NEGOTIATE: 65, Command.SMB2_SESSION_SETUP: 9, Command.SMB2_LOGOFF: 4,
+    Command.SMB2_TREE_CONNECT: 16, Command.SMB2_TREE_DISCONNECT: 4, Command.SMB2_CREATE: 89,
+    Command.SMB2_CLOSE: 60, Command.SMB2_FLUSH: 4, Command.SMB2_READ: 17,
+    Command.SMB2_WRITE: 17, Command.SMB2_LOCK: 4, Command.SMB2_IOCTL: 49,
+    Command.SMB2_ECHO: 4, Command.SMB2_QUERY_DIRECTORY: 9, Command.SMB2_CHANGE_NOTIFY: 9,
+    Command.SMB2_QUERY_INFO: 9, Command.SMB2_SET_INFO: 2,
+}
+_ERROR_STRUCTURE_SIZE: Final = 9  # [MS-SMB2] 2.2.2 SMB2 ERROR Response
+_OPLOCK_BREAK_SIZES: Final = frozenset({24, 36, 44})  # 2.2.23.x, 2.2.25.x
+
+
+def _check_body_shape(hdr: Smb2Header, msg: memoryview) -> None:
+    """Reject a response whose body is not even the right fixed size, in the
+    receiver, so a truncated or garbled message is a dropped connection for
+    every caller rather than a DecodeError in one of them (callers still
+    decode with the bounds-checked decoders)."""
+    if len(msg) < SMB2_HEADER_SIZE + 2:
+        raise ProtocolViolation(f"{hdr.command.name} response without a body")
+    size = int.from_bytes(msg[SMB2_HEADER_SIZE : SMB2_HEADER_SIZE + 2], "little")
+    if hdr.command == Command.SMB2_OPLOCK_BREAK:
+        ok = size in _OPLOCK_BREAK_SIZES or (size == _ERROR_STRUCTURE_SIZE and hdr.status)
+    else:
+        expected = _RESPONSE_STRUCTURE_SIZE.get(hdr.command)
+        ok = size == expected or (hdr.status != 0 and size == _ERROR_STRUCTURE_SIZE)
+    if not ok:
+        raise ProtocolViolation(f"{hdr.command.name} response with StructureSize {size} "
+                                f"(status 0x{hdr.status:08X})")
+    if len(msg) < SMB2_HEADER_SIZE + (size & ~1):
+        raise ProtocolViolation(f"{hdr.command.name} response truncated "
+                                f"({len(msg) - SMB2_HEADER_SIZE} body bytes)")
 
 
 # Statuses a server may return unsigned on a signed session: it can no longer

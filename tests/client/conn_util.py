@@ -86,3 +86,18 @@ def pattern(n: int, seed: int = 0) -> bytes:
 
 def our_session(status: dict[str, Any], username: str) -> list[dict[str, Any]]:
     return [s for s in status.get("sessions", {}).values() if s.get("username") == username]
+
+
+async def open_dir(session: Session, tree: RawTree, name: str = "") -> Any:
+    """Open a directory (the share root by default) for CHANGE_NOTIFY."""
+    create = CreateRequest(
+        name=name,
+        desired_access=AccessMask.FILE_LIST_DIRECTORY | AccessMask.FILE_READ_ATTRIBUTES
+        | AccessMask.SYNCHRONIZE,
+        share_access=ShareAccess.FILE_SHARE_READ | ShareAccess.FILE_SHARE_WRITE
+        | ShareAccess.FILE_SHARE_DELETE,
+        create_disposition=CreateDisposition.FILE_OPEN,
+        create_options=CreateOptions.FILE_DIRECTORY_FILE,
+    )
+    resp = await session.request(create, tree_id=tree.tree_id, encrypt=tree.encrypt)
+    return CreateResponse.decode(resp.msg).file_id
