@@ -16,6 +16,7 @@ from smbfs.proto.fscc.directory import (
     FileNamesInformation,
     decode_directory_buffer,
 )
+from smbfs.proto.fscc.ea import FileFullEaEntry, FileFullEaInformation, FileGetEaInformation
 from smbfs.proto.fscc.file_info import (
     FILE_DISPOSITION_DELETE,
     FILE_DISPOSITION_POSIX_SEMANTICS,
@@ -40,6 +41,23 @@ from smbfs.proto.fscc.file_info import (
     FileStreamEntry,
     FileStreamInformation,
 )
+from smbfs.proto.fscc.filesystem import (
+    FileFsAttributeInformation,
+    FileFsDeviceInformation,
+    FileFsFullSizeInformation,
+    FileFsSectorSizeInformation,
+    FileFsSizeInformation,
+    FileFsVolumeInformation,
+    FileSystemAttributes,
+)
+from smbfs.proto.fscc.reparse import (
+    MountPointReparseBuffer,
+    ReparseDataBuffer,
+    ReparseTag,
+    SymbolicLinkReparseBuffer,
+    decode_reparse,
+)
+from smbfs.proto.fscc.security import ACL, SID, Ace, SecurityDescriptor, SecurityInformation
 from smbfs.proto.fscc.time import (
     datetime_to_filetime,
     filetime_to_datetime,
@@ -48,8 +66,11 @@ from smbfs.proto.fscc.time import (
 )
 
 __all__ = [
+    "ACL",
     "FILE_DISPOSITION_DELETE",
     "FILE_DISPOSITION_POSIX_SEMANTICS",
+    "SID",
+    "Ace",
     "FileAccessInformation",
     "FileAlignmentInformation",
     "FileAllInformation",
@@ -63,7 +84,16 @@ __all__ = [
     "FileDispositionInformationEx",
     "FileEaInformation",
     "FileEndOfFileInformation",
+    "FileFsAttributeInformation",
+    "FileFsDeviceInformation",
+    "FileFsFullSizeInformation",
+    "FileFsSectorSizeInformation",
+    "FileFsSizeInformation",
+    "FileFsVolumeInformation",
     "FileFullDirectoryInformation",
+    "FileFullEaEntry",
+    "FileFullEaInformation",
+    "FileGetEaInformation",
     "FileIdBothDirectoryInformation",
     "FileIdFullDirectoryInformation",
     "FileInformationClass",
@@ -78,9 +108,17 @@ __all__ = [
     "FileStandardInformation",
     "FileStreamEntry",
     "FileStreamInformation",
+    "FileSystemAttributes",
     "FsInformationClass",
+    "MountPointReparseBuffer",
+    "ReparseDataBuffer",
+    "ReparseTag",
+    "SecurityDescriptor",
+    "SecurityInformation",
+    "SymbolicLinkReparseBuffer",
     "datetime_to_filetime",
     "decode_directory_buffer",
+    "decode_reparse",
     "filetime_to_datetime",
     "filetime_to_ns",
     "ns_to_filetime",
