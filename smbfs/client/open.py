@@ -162,7 +162,7 @@ class FileInfo:
         )
 
     @classmethod
-    def from_all_information(cls, buf: memoryview | bytes) -> FileInfo:
+    def from_all_information(cls, buf: bytes | bytearray | memoryview) -> FileInfo:
         """From a FileAllInformation buffer, reading only its fixed part (so a
         name truncated by STATUS_BUFFER_OVERFLOW does not matter)."""
         b = FileBasicInformation.decode(buf, 0)
@@ -741,7 +741,7 @@ class Open:
         )
         if resp.status != _S.STATUS_SUCCESS:
             return None
-        return ChangeNotifyResponse.decode(resp.msg).entries()
+        return ChangeNotifyResponse.decode(resp.msg).entries
 
     async def watch(self, completion_filter: int, *, watch_tree: bool = False,
                     ) -> AsyncIterator[list[FileNotifyInformation] | None]:
