@@ -121,6 +121,10 @@ class NegotiatedInfo:
     signing_algorithm: SigningAlgorithm
     cipher: Cipher | None
     preauth_hash: PreauthHash | None
+    # What the client offered, repeated by FSCTL_VALIDATE_NEGOTIATE_INFO.
+    client_dialects: list[int] = field(default_factory=list)
+    client_security_mode: int = 0
+    client_capabilities: int = 0
 
     @property
     def multi_credit(self) -> bool:
@@ -345,7 +349,9 @@ class Connection:
             max_transact_size=body.max_transact_size, max_read_size=body.max_read_size,
             max_write_size=body.max_write_size, security_buffer=bytes(body.security_buffer),
             signing_algorithm=signing_algorithm_for(dialect, signing_id), cipher=cipher,
-            preauth_hash=preauth,
+            preauth_hash=preauth, client_dialects=list(request.dialects),
+            client_security_mode=request.security_mode,
+            client_capabilities=request.capabilities,
         )
         self.negotiated = info
         log.info("negotiated %s with %s:%s (signing %s, cipher %s)", dialect.name,

@@ -27,17 +27,26 @@ from smbfs.client.connection import (
     Response,
     SessionSecurity,
 )
-from smbfs.client.errors import AuthenticationError, ConnectionLostError, SMBError
+from smbfs.client.errors import (
+    AuthenticationError,
+    ConnectionLostError,
+    NegotiateError,
+    SMBError,
+)
 from smbfs.proto.codec import DecodeError
-from smbfs.proto.constants import Command, Dialect, SecurityMode
+from smbfs.proto.constants import Command, Dialect, HeaderFlags, SecurityMode
 from smbfs.proto.crypto.encryption import Encryptor
 from smbfs.proto.crypto.kdf import derive_session_keys
 from smbfs.proto.crypto.preauth import PreauthHash
 from smbfs.proto.crypto.signing import Signer
+from smbfs.proto.fileid import RELATED
+from smbfs.proto.fsctl import CtlCode, ValidateNegotiateInfoRequest, ValidateNegotiateInfoResponse
+from smbfs.proto.ioctl import IoctlRequest, IoctlResponse
 from smbfs.proto.message import Message
 from smbfs.proto.ntstatus import NTStatus, is_success
 from smbfs.proto.session_setup import SessionFlags, SessionSetupRequest, SessionSetupResponse
 from smbfs.proto.simple import LogoffRequest
+from smbfs.proto.tree import TreeConnectRequest, TreeDisconnectRequest
 
 if TYPE_CHECKING:
     from smbfs.client.tree import Tree
@@ -115,7 +124,54 @@ class Session:
                     nursery: trio.Nursery) -> Session:
         session = cls(connection, config, nursery)
         await session._authenticate()
+        if session.dialect in (Dialect.SMB3_0, Dialect.SMB3_0_2):
+            await session._validate_negotiate()
         return session
+
+    async def _validate_negotiate(self) -> None:
+        """[MS-SMB2] 3.2.5.5 / 3.2.5.14.12: in 3.0 and 3.0.2 the client
+        repeats its NEGOTIATE in a signed FSCTL_VALIDATE_NEGOTIATE_INFO and
+        drops the connection unless the server's signed answer matches what
+        was negotiated -- the defence against a downgrade by a man in the
+        middle. It needs a tree: done once per session on IPC$ (3.1.1 has
+        preauth integrity instead; guest/anonymous sessions cannot sign)."""
+        if self.is_guest or self.is_anonymous:
+            return
+        conn = self.connection
+        neg = conn.negotiated
+        assert neg is not None
+        resp = await self.request(
+            TreeConnectRequest(path=f"\\\\{self.config.target_name}\\IPC$"))
+        tree_id = resp.header.tree_id
+        vni = ValidateNegotiateInfoRequest(
+            capabilities=neg.client_capabilities, guid=self.config.client_guid,
+            security_mode=neg.client_security_mode, dialects=list(neg.client_dialects))
+        ioctl = IoctlRequest(ctl_code=CtlCode.FSCTL_VALIDATE_NEGOTIATE_INFO, file_id=RELATED,
+                             input=vni.encode(), max_output_response=24)
+        enc = self.encrypt_data
+        [resp] = await conn.transact([ioctl], session_id=self.session_id, tree_id=tree_id,
+                                     sign=not enc, encrypt=enc)
+        problem = ""
+        if resp.status != _SUCCESS:
+            problem = f"status 0x{resp.status:08X}"
+        elif not enc and not resp.header.flags & HeaderFlags.SMB2_FLAGS_SIGNED:
+            problem = "unsigned response"  # a signed one was verified by the receiver
+        else:
+            try:
+                got = ValidateNegotiateInfoResponse.decode(IoctlResponse.decode(resp.msg).output)
+            except DecodeError as e:
+                problem = f"malformed response: {e}"
+            else:
+                if (got.capabilities != neg.capabilities or got.guid != neg.server_guid
+                        or got.security_mode != neg.server_security_mode
+                        or got.dialect != neg.dialect):
+                    problem = f"mismatch: server says {got!r}"
+        if problem:
+            conn.handle_protocol_error(f"FSCTL_VALIDATE_NEGOTIATE_INFO failed: {problem}")
+            raise NegotiateError(f"validate negotiate failed ({problem}): possible downgrade "
+                                 f"attack, connection dropped")
+        log.debug("validate negotiate OK for session %#x", self.session_id)
+        await self.request(TreeDisconnectRequest(), tree_id=tree_id)
 
     def _auth_context(self) -> Any:
         cfg = self.config

@@ -51,3 +51,50 @@ async def test_empty_dialect_range_is_rejected(samba: Any) -> None:
     with pytest.raises(NegotiateError):
         async with open_session(cfg):
             pass
+
+
+@pytest.mark.parametrize("dialect", [Dialect.SMB3_0, Dialect.SMB3_0_2], ids=lambda d: d.name)
+async def test_validate_negotiate_detects_tampered_negotiate(
+    samba: Any, fault_proxy: Any, dialect: Dialect
+) -> None:
+    """A man in the middle changing the (unsigned) NEGOTIATE response is
+    caught by the signed FSCTL_VALIDATE_NEGOTIATE_INFO: connection dropped."""
+    proxy = fault_proxy(samba.host, samba.port)
+    seen: list[int] = []
+
+    def hook(direction: str, frame: bytes) -> bytes | None:
+        command = int.from_bytes(frame[12:14], "little")
+        seen.append(command)
+        if direction == "s2c" and frame[:4] == b"\xfeSMB" and command == 0:
+            b = bytearray(frame)
+            b[72] ^= 0x01  # a byte of ServerGuid
+            return bytes(b)
+        return frame
+
+    proxy.set_frame_hook(hook)
+    cfg = config_for(samba, port=proxy.port, min_dialect=dialect, max_dialect=dialect)
+    with pytest.raises(NegotiateError, match="validate negotiate"):
+        async with open_session(cfg):
+            pass
+    assert 0x0B in seen  # the IOCTL went out
+
+
+@pytest.mark.parametrize("dialect", [Dialect.SMB3_0, Dialect.SMB3_1_1], ids=lambda d: d.name)
+async def test_validate_negotiate_only_for_30x(
+    samba: Any, fault_proxy: Any, dialect: Dialect
+) -> None:
+    proxy = fault_proxy(samba.host, samba.port)
+    ioctls: list[bytes] = []
+
+    def hook(direction: str, frame: bytes) -> bytes | None:
+        if direction == "c2s" and int.from_bytes(frame[12:14], "little") == 0x0B:
+            ioctls.append(frame)
+        return frame
+
+    proxy.set_frame_hook(hook)
+    cfg = config_for(samba, port=proxy.port, min_dialect=dialect, max_dialect=dialect)
+    async with open_session(cfg) as s:
+        assert s.connection.alive
+    assert len(ioctls) == (1 if dialect == Dialect.SMB3_0 else 0)
+    if ioctls:
+        assert int.from_bytes(ioctls[0][16:20], "little") & 0x8  # signed
