@@ -111,9 +111,11 @@ def derive_signing_key(
 
     For 2.0.2 / 2.1 there is no derivation: the session key itself signs.
     The signing key is always derived from the 16-byte Session.SessionKey
-    with L = 128 whatever the cipher: AES-CMAC and AES-GMAC take 128-bit keys
-    (this is what Samba does; see the module docs of the tests for the
-    AES-256 caveat).
+    with L = 128 whatever the cipher, since AES-CMAC and AES-GMAC take
+    128-bit keys. This is Samba's reading; the Linux client instead feeds
+    L = 256 into every derivation once an AES-256 cipher is negotiated
+    (3.1.4.2 words L per Connection.CipherId). No published vector settles
+    it; our test server is Samba.
     """
     session_key = session_key_from_gss(cryptographic_key)
     if not dialect.is_smb3:
