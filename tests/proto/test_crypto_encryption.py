@@ -357,3 +357,48 @@ def test_key_and_nonce_sizes_are_checked() -> None:
         Encryptor(Cipher.AES_256_GCM, bytes(16))
     with pytest.raises(ValueError):
         Encryptor(Cipher.AES_128_CCM, bytes(16)).encrypt_message(bytes(64), 1, bytes(12))
+
+
+@pytest.mark.parametrize("cipher", [Cipher.AES_128_GCM, Cipher.AES_256_CCM], ids=lambda c: c.name)
+def test_scratch_buffers_survive_size_changes_and_decrypt_into(cipher: Cipher) -> None:
+    """The reused gather buffer never leaks bytes of a previous, larger
+    message into a smaller one; decrypt_into fills a caller's buffer."""
+    key = os.urandom(cipher.key_size)
+    enc = Encryptor(cipher, key)
+    nonces = NonceGenerator(cipher)
+    for size in (1 << 20, 100, 70000, 64, 1 << 20):
+        message = os.urandom(size)
+        wire = bytes(enc.encrypt_message([message[:64], message[64:]], 9, nonces()))
+        assert enc.decrypt(wire) == message
+        out = bytearray(size + 10)
+        assert enc.decrypt_into(wire, out) == size
+        assert out[:size] == message
+    with pytest.raises(ValueError):
+        enc.decrypt_into(wire, bytearray(10))
+    bad = bytearray(wire)
+    bad[-1] ^= 1
+    with pytest.raises(IntegrityError):
+        enc.decrypt_into(bad, bytearray(len(wire)))
+
+
+def test_decrypting_in_threads_is_safe() -> None:
+    import threading
+
+    cipher = Cipher.AES_128_GCM
+    key = os.urandom(16)
+    enc = Encryptor(cipher, key)
+    messages = [os.urandom(50000 + i * 1000) for i in range(8)]
+    wires = [bytes(enc.encrypt_message(m, 1, bytes([i]) * 12)) for i, m in enumerate(messages)]
+    failures: list[int] = []
+
+    def work(i: int) -> None:
+        for _ in range(20):
+            if enc.decrypt(wires[i]) != messages[i]:
+                failures.append(i)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert not failures
