@@ -12,6 +12,7 @@ and signing key).
 from __future__ import annotations
 
 import logging
+import struct
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
@@ -59,6 +60,61 @@ _EXPIRED: Final = int(NTStatus.STATUS_NETWORK_SESSION_EXPIRED)
 # Statuses of a failed logon that mean "these credentials are wrong" (as
 # opposed to a transport or protocol failure).
 _MAX_SETUP_LEGS: Final = 16
+
+
+# [MS-NLMP] 2.2.2.5 NegotiateFlags used by the anonymous exchange.
+_NTLMSSP_NEGOTIATE_UNICODE: Final = 0x00000001
+_NTLMSSP_REQUEST_TARGET: Final = 0x00000004
+_NTLMSSP_NEGOTIATE_NTLM: Final = 0x00000200
+_NTLMSSP_ANONYMOUS: Final = 0x00000800
+_NTLMSSP_NEGOTIATE_ALWAYS_SIGN: Final = 0x00008000
+_NTLMSSP_NEGOTIATE_EXTENDED_SESSIONSECURITY: Final = 0x00080000
+_NTLMSSP_NEGOTIATE_128: Final = 0x20000000
+_NTLMSSP_NEGOTIATE_56: Final = 0x80000000
+_NTLMSSP_SIGNATURE: Final = b"NTLMSSP\x00"
+
+
+class _AnonymousNtlm:
+    """The NTLM anonymous (null session) exchange, [MS-NLMP] 3.1.5.1.2:
+    pyspnego refuses empty credentials, and anonymous needs no crypto at all
+    -- an AUTHENTICATE_MESSAGE with empty user and domain, a one-zero-byte
+    LmChallengeResponse, an empty NtChallengeResponse and no session key."""
+
+    _FLAGS: Final = (_NTLMSSP_NEGOTIATE_UNICODE | _NTLMSSP_REQUEST_TARGET
+                     | _NTLMSSP_NEGOTIATE_NTLM | _NTLMSSP_NEGOTIATE_ALWAYS_SIGN
+                     | _NTLMSSP_NEGOTIATE_EXTENDED_SESSIONSECURITY
+                     | _NTLMSSP_NEGOTIATE_128 | _NTLMSSP_NEGOTIATE_56)
+
+    def __init__(self) -> None:
+        self.complete = False
+        self._state = 0
+
+    @property
+    def session_key(self) -> bytes:
+        raise ValueError("an anonymous session has no session key")
+
+    def step(self, token: bytes | None) -> bytes | None:
+        if self._state == 0:
+            self._state = 1
+            # NEGOTIATE_MESSAGE (2.2.1.1): no domain/workstation supplied.
+            return struct.pack("<8sII8s8s", _NTLMSSP_SIGNATURE, 1, self._FLAGS,
+                               bytes(8), bytes(8))
+        if self._state == 1:
+            if (token is None or len(token) < 24 or token[:8] != _NTLMSSP_SIGNATURE
+                    or int.from_bytes(token[8:12], "little") != 2):
+                raise ValueError("expected an NTLM CHALLENGE_MESSAGE")
+            self._state = 2
+            self.complete = True
+            # AUTHENTICATE_MESSAGE (2.2.1.3) without Version/MIC: 64 bytes of
+            # fixed fields, then the payload (only LmChallengeResponse = Z(1)).
+            payload_at = 64
+            empty = struct.pack("<HHI", 0, 0, payload_at + 1)
+            lm = struct.pack("<HHI", 1, 1, payload_at)
+            return b"".join((
+                _NTLMSSP_SIGNATURE, struct.pack("<I", 3), lm, empty, empty, empty, empty,
+                empty, struct.pack("<I", self._FLAGS | _NTLMSSP_ANONYMOUS), b"\x00",
+            ))
+        return None
 
 
 class Channel:
@@ -183,9 +239,7 @@ class Session:
                 return spnego.client(user, cfg.password or None, hostname=cfg.target_name,
                                      service="cifs", protocol="kerberos")
             if cfg.auth == "anonymous":
-                raise AuthenticationError(
-                    NTStatus.STATUS_NOT_SUPPORTED, Command.SMB2_SESSION_SETUP,
-                    "anonymous (null) sessions are not supported yet")
+                return _AnonymousNtlm()
             user = cfg.username or ("guest" if cfg.auth == "guest" else "")
             password = "" if cfg.auth == "guest" else cfg.password
             if cfg.domain and "\\" not in user and "@" not in user:
@@ -279,7 +333,10 @@ class Session:
         flags = body.session_flags
         self.session_id = session_id
         self.is_guest = bool(flags & SessionFlags.SMB2_SESSION_FLAG_IS_GUEST)
-        self.is_anonymous = bool(flags & SessionFlags.SMB2_SESSION_FLAG_IS_NULL)
+        # Samba 4.17 answers an NTLM anonymous logon with SessionFlags 0, not
+        # IS_NULL: what we asked for decides too (there is no key either way).
+        self.is_anonymous = (bool(flags & SessionFlags.SMB2_SESSION_FLAG_IS_NULL)
+                             or isinstance(ctx, _AnonymousNtlm))
         if self.is_guest or self.is_anonymous:
             # No session key worth the name: nothing is signed or sealed
             # ([MS-SMB2] 3.2.5.3.1).
