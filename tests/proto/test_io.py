@@ -91,7 +91,8 @@ def test_read_response_no_copy() -> None:
     assert rsp.data[0] == payload[0] ^ 0xFF
     # Empty data is still a view of the same buffer.
     empty = bytearray(Smb2Header(ReadResponse.COMMAND).encode() + ReadResponse().encode())
-    assert ReadResponse.decode(memoryview(empty)).data.obj is empty
+    empty_data = ReadResponse.decode(memoryview(empty)).data
+    assert isinstance(empty_data, memoryview) and empty_data.obj is empty
 
 
 def test_read_response_bad_offsets() -> None:
