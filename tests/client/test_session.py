@@ -66,7 +66,7 @@ async def test_password_not_in_repr(samba: Any) -> None:
 
 
 async def test_kerberos_without_ticket_is_clear(samba: Any) -> None:
-    with pytest.raises(AuthenticationError, match="(?i)kerberos"):
+    with pytest.raises(AuthenticationError, match=r"(?i)kerberos"):
         async with open_session(config_for(samba, auth="kerberos")):
             pass
 
