@@ -283,15 +283,13 @@ class LeaseTable:
             path=lease.path if lease is not None else None,
             old_state=old, new_state=brk.new_lease_state, ack_required=brk.ack_required,
         ))
-        if not brk.ack_required:
+        if not brk.ack_required or lease is None:
             return
-        if lease is None or not lease.opens:
-            # 3.2.5.19.2: with every handle closed, the close was the implicit
-            # acknowledgment. Samba still waits for an ack if a close crossed
-            # the break on the wire, and a stray ack is harmless, so send one
-            # when we still know which tree the lease lived on.
-            if lease is None:
-                return
+        # 3.2.5.19.2: once every handle is closed the close is the implicit
+        # acknowledgment (the lease record is gone then: nothing is sent). A
+        # record without opens only exists while a create is settling; an
+        # ack then costs at most an error status, a missing one would stall
+        # the other client for the server's break timeout.
         ack = LeaseBreakAcknowledgment(lease_key=brk.lease_key, lease_state=brk.new_lease_state)
         await self._ack(ack, lease.tree_id, lease)
 
@@ -320,8 +318,7 @@ class LeaseTable:
     async def _ack(self, ack: LeaseBreakAcknowledgment | OplockBreakAcknowledgment,
                    tree_id: int, lease: Lease | None) -> None:
         try:
-            with trio.fail_after(self._session.config.request_timeout):
-                await self._session.request(ack, tree_id=tree_id)
+            await self._session.request(ack, tree_id=tree_id)
         except SMBError as e:
             # E.g. STATUS_UNSUCCESSFUL when the lease went away with a close
             # that crossed the break: nothing left to acknowledge.

@@ -1,0 +1,169 @@
+"""Lease and oplock breaks: received, dispatched, acknowledged, nobody hangs.
+
+Samba holds a conflicting client's CREATE until the lease holder
+acknowledges the break (or ~35 s pass), so "the second client finished well
+within that" plus the acknowledger's counters prove the acknowledgment.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from smbfs.client import ClientConfig, open_session
+from smbfs.client.lease import BreakEvent, LeaseTable
+from smbfs.client.tree import Tree
+from smbfs.proto.constants import Dialect
+from smbfs.proto.create import CreateDisposition, OplockLevel
+
+# Far below Samba's own break timeout (35 s): finishing within it means the
+# break was acknowledged, not timed out.
+BOUND = 15
+
+
+def config_for(server: Any, **kw: Any) -> ClientConfig:
+    opts: dict[str, Any] = dict(host=server.host, port=server.port, username=server.user.name,
+                                password=server.user.password, request_timeout=30,
+                                echo_interval=30)
+    opts.update(kw)
+    return ClientConfig(**opts)
+
+
+@asynccontextmanager
+async def tree_on(server: Any, share: str = "share", **kw: Any) -> AsyncIterator[Tree]:
+    async with open_session(config_for(server, **kw)) as session, \
+            await Tree.connect(session, share) as tree:
+        yield tree
+
+
+def unique(prefix: str = "l") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+def server_lease_state(samba: Any, lease_key: bytes) -> list[str]:
+    """The lease state text ("RWH", "RH", "R", "") of every open the server
+    holds under ``lease_key``, as smbstatus prints it."""
+    key = str(uuid.UUID(bytes_le=lease_key))
+    files = samba.smbstatus().get("open_files") or {}
+    out = []
+    for f in files.values():
+        for o in (f.get("opens") or {}).values():
+            lease = o.get("lease") or {}
+            if lease.get("lease_key") == key:
+                out.append(lease.get("text", ""))
+    return out
+
+
+async def test_smbclient_write_breaks_our_lease(samba: Any, tmp_path: Path) -> None:
+    name = unique()
+    local = tmp_path / "upload"
+    local.write_bytes(b"from smbclient")
+    async with tree_on(samba) as tree:
+        f = await tree.create(name, disposition=CreateDisposition.FILE_CREATE)
+        await f.write(0, b"from smbfs")
+        assert f.lease is not None and f.lease_state == 0x7
+        assert server_lease_state(samba, f.lease.key) == ["RWH"]
+        table = LeaseTable.for_session(tree.session)
+        events: list[BreakEvent] = []
+        table.subscribe(events.append)
+        with trio.fail_after(BOUND):
+            r = await trio.to_thread.run_sync(
+                lambda: samba.smbclient("share", f"put {local} {name}", timeout=BOUND))
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert table.breaks_received >= 1 and table.acks_sent >= 1
+        assert table.ack_errors == 0
+        assert events and events[0].lease_key == f.lease.key and events[0].old_state == 0x7
+        assert events[0].path == name and events[0].ack_required
+        # Overwritten by the other client: no caching left, here and on the server.
+        assert f.lease_state == events[-1].new_state
+        assert not f.lease_state & 0x4  # never keep write caching after a break
+        assert server_lease_state(samba, f.lease.key) == [
+            "".join(c for c, bit in (("R", 1), ("W", 4), ("H", 2)) if f.lease_state & bit)
+        ]
+        # We still work on the file and see the other client's data.
+        assert await f.read(0, 100) == b"from smbclient"
+        await f.close()
+        await tree.unlink(name)
+
+
+async def test_second_engine_session_open_is_not_left_hanging(samba: Any) -> None:
+    name = unique()
+    async with tree_on(samba) as a, tree_on(samba) as b:
+        fa = await a.create(name, disposition=CreateDisposition.FILE_CREATE)
+        await fa.write(0, b"x" * 1000)
+        assert fa.lease_state == 0x7
+        table_a = LeaseTable.for_session(a.session)
+        with trio.fail_after(BOUND):
+            fb = await b.create(name)
+            # The break is processed in the background; wait for its ack.
+            while table_a.acks_sent == 0:
+                await table_a.wait_processed()
+        assert table_a.breaks_received == 1 and table_a.ack_errors == 0
+        # Another client opening for write takes W away; R and H may stay.
+        assert fa.lease_state & 0x4 == 0
+        assert fb.lease is not None
+        assert await fb.read(0, 2000) == b"x" * 1000
+        await fb.write(1000, b"y")
+        assert await fa.read(999, 10) == b"xy"
+        await fb.close()
+        await fa.close()
+        await a.unlink(name)
+
+
+async def test_our_own_opens_share_one_lease(samba: Any) -> None:
+    name = unique()
+    async with tree_on(samba) as tree:
+        f1 = await tree.create(name, disposition=CreateDisposition.FILE_CREATE)
+        f2 = await tree.create(name)
+        assert f1.lease is f2.lease and f1.lease is not None
+        assert f2.lease_state == 0x7
+        assert LeaseTable.for_session(tree.session).breaks_received == 0
+        await f1.close()
+        await f2.close()
+        await tree.unlink(name)
+
+
+async def test_lease_v1_break_on_smb21(samba: Any) -> None:
+    name = unique()
+    async with tree_on(samba, min_dialect=Dialect.SMB2_1, max_dialect=Dialect.SMB2_1) as a, \
+            tree_on(samba) as b:
+        fa = await a.create(name, disposition=CreateDisposition.FILE_CREATE)
+        assert fa.lease is not None and fa.lease.version == 1 and fa.durable
+        table = LeaseTable.for_session(a.session)
+        with trio.fail_after(BOUND):
+            fb = await b.create(name)
+            while table.acks_sent == 0:
+                await table.wait_processed()
+        assert table.ack_errors == 0 and fa.lease_state & 0x4 == 0
+        await fb.close()
+        await fa.close()
+        await a.unlink(name)
+
+
+async def test_oplock_break_acknowledged_on_smb202(samba: Any) -> None:
+    name = unique()
+    async with tree_on(samba, min_dialect=Dialect.SMB2_0_2,
+                       max_dialect=Dialect.SMB2_0_2) as a, tree_on(samba) as b:
+        fa = await a.create(name, disposition=CreateDisposition.FILE_CREATE,
+                            oplock=OplockLevel.SMB2_OPLOCK_LEVEL_BATCH)
+        assert fa.lease is None and not fa.durable
+        assert fa.oplock_level == OplockLevel.SMB2_OPLOCK_LEVEL_BATCH
+        table = LeaseTable.for_session(a.session)
+        events: list[BreakEvent] = []
+        table.subscribe(events.append)
+        with trio.fail_after(BOUND):
+            fb = await b.create(name)
+            while table.acks_sent == 0:
+                await table.wait_processed()
+        assert table.ack_errors == 0
+        assert events and events[0].file_id == fa.file_id and events[0].lease_key is None
+        assert fa.oplock_level in (OplockLevel.SMB2_OPLOCK_LEVEL_II,
+                                   OplockLevel.SMB2_OPLOCK_LEVEL_NONE)
+        await fb.close()
+        await fa.close()
+        await a.unlink(name)
