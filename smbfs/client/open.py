@@ -519,13 +519,19 @@ class Open:
         """Run ``one(i, limit)`` for i in range(n), at most max_in_flight at a
         time, in order of issue; ``one`` releases ``limit`` when done."""
         limit = trio.Semaphore(self.max_in_flight)
-        async with trio.open_nursery() as nursery:
-            for i in range(n):
-                await limit.acquire()
-                if stop(i):
-                    limit.release()
-                    break
-                nursery.start_soon(one, i, limit)
+        try:
+            async with trio.open_nursery() as nursery:
+                for i in range(n):
+                    await limit.acquire()
+                    if stop(i):
+                        limit.release()
+                        break
+                    nursery.start_soon(one, i, limit)
+        except BaseExceptionGroup as group:
+            # Callers expect the SMBError / ConnectionLostError of a chunk, as
+            # from a single request, not a group: the first real failure wins
+            # (the others are its consequences: siblings cancelled).
+            raise _first_error(group) from None
 
     # -------------------------------------------------------------- write
 
@@ -751,6 +757,18 @@ class Open:
 
     def __repr__(self) -> str:
         return f"<Open {self.path!r} {self.file_id} lease={self.lease_state:#x}>"
+
+
+def _first_error(group: BaseExceptionGroup) -> BaseException:
+    cancelled: BaseException | None = None
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            exc = _first_error(exc)
+        if isinstance(exc, trio.Cancelled):
+            cancelled = cancelled or exc
+            continue
+        return exc
+    return cancelled if cancelled is not None else group
 
 
 async def ioctl(tree: Tree, ctl_code: int, input: bytes = b"", *,

@@ -263,3 +263,22 @@ async def test_encrypted_share_io(samba: Any) -> None:
             await f.write(0, data)
             assert await f.read(0, len(data)) == data
         await tree.unlink(name)
+
+
+async def test_pipelined_write_failure_is_a_plain_smberror(samba: Any) -> None:
+    """A chunk failing mid-pipeline surfaces as the SMBError itself (not an
+    ExceptionGroup): STATUS_DISK_FULL on the 2 MiB share."""
+    name = unique("full")
+    async with tree_on(samba, "small") as tree:
+        f = await tree.create(name, disposition=CreateDisposition.FILE_CREATE)
+        f.max_write = 256 * 1024
+        try:
+            with pytest.raises(SMBError) as e:
+                await f.write(0, bytes(8 * MIB))
+            assert e.value.status == NTStatus.STATUS_DISK_FULL
+            # The session is fine afterwards.
+            await f.truncate(0)
+            assert await f.write(0, b"ok") == 2
+        finally:
+            await f.close()
+            await tree.unlink(name)
