@@ -78,28 +78,30 @@ class _Framer:
                 if self.remaining == 0 and self.body is not None:
                     self._finish(sink)
                 continue
+            if not self.hdr:
+                # The hook (or its absence) is decided once per frame, at its first byte.
+                self.hook = self.proxy._hook
             take = min(4 - len(self.hdr), n - pos)
             self.hdr += data[pos : pos + take]
+            if self.hook is None:
+                # Pass header bytes on at once: a non-SMB peer may send fewer than 4.
+                sink += data[pos : pos + take]
             pos += take
             if len(self.hdr) < 4:
                 return
             if self.hdr[0] != 0:
-                sink += self.hdr
+                if self.hook is not None:
+                    sink += self.hdr
                 self.hdr.clear()
+                self.hook = None
                 self.raw = True
                 continue
-            length = int.from_bytes(self.hdr[1:4], "big")
-            hook = self.proxy._hook
-            if hook is None:
-                sink += self.hdr
-                self.remaining = length
-            else:
-                self.hook = hook
-                self.body = bytearray()
-                self.remaining = length
-                if length == 0:
-                    self._finish(sink)
+            self.remaining = int.from_bytes(self.hdr[1:4], "big")
             self.hdr.clear()
+            if self.hook is not None:
+                self.body = bytearray()
+                if self.remaining == 0:
+                    self._finish(sink)
 
     def _finish(self, sink: bytearray) -> None:
         assert self.body is not None and self.hook is not None
@@ -301,6 +303,8 @@ class FaultProxy:
             for reset, done in requests:
                 self._cut(reset)
                 done.set()
+            with self._lock:
+                self._conns = [c for c in self._conns if not c.closed]
             stalled = stall_left > 0
             poller = select.poll()
             poller.register(self._wake_r, select.POLLIN)
@@ -327,7 +331,6 @@ class FaultProxy:
                     c, side, other = where[fd]
                     if not c.closed:
                         self._service(c, side, other, ev)
-            self._conns = [c for c in self._conns if not c.closed]
 
     def _accept(self) -> None:
         while True:
@@ -419,7 +422,7 @@ class FaultProxy:
     def _cut(self, reset: bool) -> None:
         with self._lock:
             conns = list(self._conns)
+            self.cuts += 1
         for c in conns:
             c.close(reset)
-        self.cuts += 1
         log.info("fault proxy on port %d cut %d connection(s)", self.port, len(conns))

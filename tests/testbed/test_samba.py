@@ -64,7 +64,9 @@ def test_encrypted_share_refuses_unencrypted_client(samba: PrivateSamba) -> None
 def test_encrypted_share_serves_encrypting_client(samba: PrivateSamba) -> None:
     r = samba.smbclient(samba.shares.encrypted, "ls", extra_args=["--client-protection=encrypt"])
     assert r.returncode == 0, r.stdout + r.stderr
-    with samba.smbclient_session(samba.shares.encrypted, extra_args=["--client-protection=encrypt"]):
+    with samba.smbclient_session(
+        samba.shares.encrypted, extra_args=["--client-protection=encrypt"]
+    ):
         tcons = samba.smbstatus()["tcons"]
         assert isinstance(tcons, dict)
         enc = [t for t in tcons.values() if t["service"] == samba.shares.encrypted]
