@@ -13,7 +13,9 @@ from smbfs.client.errors import (
     SMBError,
     SMBTimeoutError,
 )
+from smbfs.client.open import FileInfo, Open
 from smbfs.client.session import Channel, Session
+from smbfs.client.tree import Tree
 
 __all__ = [
     "AuthenticationError",
@@ -21,11 +23,14 @@ __all__ = [
     "ClientConfig",
     "Connection",
     "ConnectionLostError",
+    "FileInfo",
     "NegotiateError",
     "NegotiatedInfo",
+    "Open",
     "Response",
     "SMBError",
     "SMBTimeoutError",
     "Session",
+    "Tree",
     "open_session",
 ]
