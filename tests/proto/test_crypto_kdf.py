@@ -11,6 +11,10 @@ Sources (hex transcribed from the Microsoft Open Specifications blog):
 * [ENC311] "SMB 3.1.1 Encryption in Windows 10" (2015), Appendix A.1 (GCM)
   and A.2 (CCM) key derivation.
 
+The KDF primitive itself: NIST CAVP "KDF in Counter Mode" (KDFCTR, CAVS
+14.4), section [PRF=HMAC_SHA256] [CTRLOCATION=BEFORE_FIXED] [RLEN=32_BITS],
+COUNT=0.
+
 No published vector exists for AES-256 key derivation (L = 256 with
 Session.FullSessionKey): it is checked against an independent, literal
 re-implementation of SP800-108 with the standard library's hmac.
@@ -28,6 +32,7 @@ from smbfs.proto.crypto import (
     Cipher,
     derive_session_keys,
     derive_signing_key,
+    kdf_counter_hmac_sha256,
     sp800_108_hmac_sha256,
 )
 
@@ -166,3 +171,15 @@ def test_311_needs_preauth_hash_and_keys_are_not_shown() -> None:
         derive_signing_key(Dialect.SMB3_1_1, bytes(16), bytes(32))
     keys = derive_session_keys(Dialect.SMB3_0, bytes(16))
     assert keys.signing_key.hex() not in repr(keys)
+
+
+def test_nist_cavp_kdfctr_hmac_sha256_count0() -> None:
+    """NIST CAVP KDFCTR [PRF=HMAC_SHA256][CTRLOCATION=BEFORE_FIXED]
+    [RLEN=32_BITS] COUNT=0, L=128."""
+    ko = kdf_counter_hmac_sha256(
+        h("dd1d91b7d90b2bd3138533ce92b272fbf8a369316aefe242e659cc0ae238afe0"),
+        h("01322b96b30acd197979444e468e1c5c6859bf1b1cf951b7e725303e237e46b8",
+          "64a145fab25e517b08f8683d0315bb2911d80a0e8aba17f3b413faac"),
+        128,
+    )
+    assert ko == h("10621342bfb0fd40046c0e29f2cfdbf0")

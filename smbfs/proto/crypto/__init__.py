@@ -17,6 +17,7 @@ from smbfs.proto.crypto.kdf import (
     SessionKeys,
     derive_session_keys,
     derive_signing_key,
+    kdf_counter_hmac_sha256,
     sp800_108_hmac_sha256,
 )
 from smbfs.proto.crypto.preauth import PreauthHash
@@ -35,6 +36,7 @@ __all__ = [
     "derive_session_keys",
     "derive_signing_key",
     "encrypt",
+    "kdf_counter_hmac_sha256",
     "parse_transform_header",
     "signing_algorithm_for",
     "sp800_108_hmac_sha256",

@@ -47,23 +47,28 @@ PREAUTH_HASH_SIZE: Final = 64  # SHA-512
 _SIGNING_KEY_BITS: Final = 128
 
 
-def sp800_108_hmac_sha256(ki: Buffer, label: bytes, context: Buffer, length_bits: int) -> bytes:
-    """KDF in counter mode ([SP800-108] 5.1), PRF = HMAC-SHA256, r = 32.
-
-    K(i) = PRF(Ki, [i]_32 || Label || 0x00 || Context || [L]_32), output is
-    the leftmost L bits of K(1) || K(2) || ...
+def kdf_counter_hmac_sha256(ki: Buffer, fixed_input: Buffer, length_bits: int) -> bytes:
+    """KDF in counter mode ([SP800-108] 5.1), PRF = HMAC-SHA256, r = 32,
+    counter before the (opaque) fixed input: the leftmost ``length_bits`` of
+    PRF(Ki, [1]_32 || fixed) || PRF(Ki, [2]_32 || fixed) || ...
     """
     if length_bits <= 0 or length_bits % 8:
         raise ValueError(f"KDF output length must be a positive multiple of 8, got {length_bits}")
-    fixed = b"".join((label, b"\x00", bytes(context), length_bits.to_bytes(4, "big")))
     key = bytes(ki)
     out: list[bytes] = []
     for i in range(1, -(-length_bits // 256) + 1):
         prf = hmac.HMAC(key, hashes.SHA256())
         prf.update(i.to_bytes(4, "big"))
-        prf.update(fixed)
+        prf.update(bytes(fixed_input))
         out.append(prf.finalize())
     return b"".join(out)[: length_bits // 8]
+
+
+def sp800_108_hmac_sha256(ki: Buffer, label: bytes, context: Buffer, length_bits: int) -> bytes:
+    """The SMB3KDF of [MS-SMB2] 3.1.4.2: the fixed input is
+    Label || 0x00 || Context || [L]_32 ([SP800-108] 5.1)."""
+    fixed = b"".join((label, b"\x00", bytes(context), length_bits.to_bytes(4, "big")))
+    return kdf_counter_hmac_sha256(ki, fixed, length_bits)
 
 
 def session_key_from_gss(cryptographic_key: Buffer) -> bytes:
