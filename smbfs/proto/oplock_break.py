@@ -24,6 +24,8 @@ from smbfs.proto.codec import (
     unpack,
 )
 from smbfs.proto.constants import Command
+from smbfs.proto.create import OplockLevel
+from smbfs.proto.create_contexts import LeaseState
 from smbfs.proto.fileid import FileId
 from smbfs.proto.message import Message
 
@@ -31,23 +33,24 @@ from smbfs.proto.message import Message
 BREAK_NOTIFICATION_MESSAGE_ID: Final = 0xFFFFFFFFFFFFFFFF
 
 
-class OplockLevel(enum.IntEnum):
-    """[MS-SMB2] 2.2.13 RequestedOplockLevel / 2.2.23.1 OplockLevel."""
-
-    SMB2_OPLOCK_LEVEL_NONE = 0x00
-    SMB2_OPLOCK_LEVEL_II = 0x01
-    SMB2_OPLOCK_LEVEL_EXCLUSIVE = 0x08
-    SMB2_OPLOCK_LEVEL_BATCH = 0x09
-    SMB2_OPLOCK_LEVEL_LEASE = 0xFF
-
-
-class LeaseState(enum.IntFlag):
-    """[MS-SMB2] 2.2.23.2 CurrentLeaseState / NewLeaseState."""
-
-    SMB2_LEASE_NONE = 0x00
-    SMB2_LEASE_READ_CACHING = 0x01
-    SMB2_LEASE_HANDLE_CACHING = 0x02
-    SMB2_LEASE_WRITE_CACHING = 0x04
+# OplockLevel ([MS-SMB2] 2.2.23.1) and the lease state bits (2.2.23.2) are the
+# ones CREATE grants; one definition each, re-exported here for the engine.
+__all__ = [
+    "BREAK_NOTIFICATION_MESSAGE_ID",
+    "SMB2_NOTIFY_BREAK_LEASE_FLAG_ACK_REQUIRED",
+    "LeaseBreakAcknowledgment",
+    "LeaseBreakFlags",
+    "LeaseBreakNotification",
+    "LeaseBreakResponse",
+    "LeaseState",
+    "OplockBreakAcknowledgment",
+    "OplockBreakNotification",
+    "OplockBreakResponse",
+    "OplockLevel",
+    "decode_break",
+    "decode_break_ack",
+    "decode_break_response",
+]
 
 
 class LeaseBreakFlags(enum.IntFlag):
