@@ -202,7 +202,7 @@ class Connection:
         self._pending: dict[int, PendingRequest] = {}
         self._dead: ConnectionLostError | None = None
         self._tasks_scope = trio.CancelScope()
-        self._last_receive = trio.current_time()
+        self._last_receive = 0.0
         self.closed_event = trio.Event()
         # Instrumentation read by tests and benchmarks.
         self.frames_sent = 0
@@ -225,6 +225,7 @@ class Connection:
         return conn
 
     async def _run_tasks(self) -> None:
+        self._last_receive = trio.current_time()
         with self._tasks_scope:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._receive_loop)
@@ -579,7 +580,7 @@ class Connection:
 
     def _dispatch_frame(self, frame: memoryview) -> None:
         proto = bytes(frame[:4])
-        encrypted = False
+        sealed_for: int | None = None  # SessionId whose key decrypted the frame
         if proto == SMB2_TRANSFORM_PROTOCOL_ID:
             th = TransformHeader.decode(frame)
             sec = self.security.get(th.session_id)
@@ -588,7 +589,7 @@ class Connection:
             if th.original_message_size != len(frame) - SMB2_TRANSFORM_HEADER_SIZE:
                 raise ProtocolViolation("TRANSFORM_HEADER OriginalMessageSize mismatch")
             frame = memoryview(sec.decryptor.decrypt(frame))  # IntegrityError is a DecodeError
-            encrypted = True
+            sealed_for = th.session_id
             if bytes(frame[:4]) != SMB2_PROTOCOL_ID:
                 raise ProtocolViolation("decrypted message is not an SMB2 message")
         elif proto == SMB2_COMPRESSION_PROTOCOL_ID:
@@ -596,9 +597,10 @@ class Connection:
         elif proto != SMB2_PROTOCOL_ID:
             raise ProtocolViolation(f"unknown protocol id {proto!r}")
         for msg in split_compound(frame):
-            self._dispatch_message(Smb2Header.decode(msg), msg, encrypted)
+            self._dispatch_message(Smb2Header.decode(msg), msg, sealed_for)
 
-    def _dispatch_message(self, hdr: Smb2Header, msg: memoryview, encrypted: bool) -> None:
+    def _dispatch_message(self, hdr: Smb2Header, msg: memoryview,
+                          sealed_for: int | None) -> None:
         if not hdr.is_response:
             raise ProtocolViolation(f"{hdr.command.name} from the server is not a response")
         if hdr.message_id == UNSOLICITED_MESSAGE_ID:
@@ -606,6 +608,7 @@ class Connection:
             # signed (3.2.5.1.3: no verification for this MessageId).
             if hdr.command != Command.SMB2_OPLOCK_BREAK:
                 raise ProtocolViolation(f"unsolicited {hdr.command.name}")
+            _check_body_shape(hdr, msg)
             self.credits.grant(hdr.credits)
             if self.break_handler is None:
                 log.warning("break notification with no handler registered")
@@ -623,7 +626,7 @@ class Connection:
             raise ProtocolViolation(f"{hdr.command.name} response to a "
                                     f"{p.message.COMMAND.name} request")
         interim = hdr.status == _STATUS_PENDING and hdr.is_async
-        self._authenticate(hdr, msg, p, encrypted, interim)
+        self._authenticate(hdr, msg, p, sealed_for, interim)
         _check_body_shape(hdr, msg)
         self.credits.grant(hdr.credits)
         if interim:
@@ -643,26 +646,34 @@ class Connection:
         p.event.set()
 
     def _authenticate(self, hdr: Smb2Header, msg: memoryview, p: PendingRequest,
-                      encrypted: bool, interim: bool) -> None:
-        """[MS-SMB2] 3.2.5.1.3: verify what must be signed or encrypted."""
-        if encrypted:
+                      sealed_for: int | None, interim: bool) -> None:
+        """[MS-SMB2] 3.2.5.1.3: verify what must be signed or encrypted.
+
+        The keys are those of the session the *request* was sent on, never
+        of whatever SessionId the response claims: a forged SessionId must
+        not select "no key" and so skip verification.
+        """
+        if p.session_id and hdr.session_id != p.session_id:
+            raise ProtocolViolation(f"response for SessionId {hdr.session_id:#x} to a request "
+                                    f"on {p.session_id:#x}")
+        if sealed_for is not None:
+            if p.session_id and sealed_for != p.session_id:
+                raise ProtocolViolation("response sealed with another session's key")
             return  # the AEAD tag authenticated the whole frame
         if p.encrypted and not interim:
             raise ProtocolViolation(f"unencrypted response to an encrypted "
                                     f"{hdr.command.name} request")
-        sec = self.security.get(hdr.session_id)
+        sec = self.security.get(p.session_id) if p.session_id else None
+        signer = sec.signer if sec is not None else None
         if hdr.flags & _SIGNED:
-            if sec is None or sec.signer is None:
-                # Session setup final responses are checked by the session
-                # itself (the keys do not exist yet when they arrive).
-                if hdr.command != Command.SMB2_SESSION_SETUP and hdr.session_id in self.security:
-                    raise ProtocolViolation("signed response for a session without a key")
-                return
-            if not sec.signer.verify(msg):
+            # Without a key (session setup in progress, guest) there is
+            # nothing to check; the session verifies its final
+            # SESSION_SETUP response itself.
+            if signer is not None and not signer.verify(msg):
                 raise ProtocolViolation(f"bad signature on {hdr.command.name} response "
                                         f"(MessageId {hdr.message_id})")
             return
-        if (sec is not None and sec.signing_required and sec.signer is not None
+        if (sec is not None and sec.signing_required and signer is not None
                 and not interim and hdr.command != Command.SMB2_SESSION_SETUP
                 and hdr.status not in _UNSIGNED_OK):
             raise ProtocolViolation(f"unsigned {hdr.command.name} response on a signed session")

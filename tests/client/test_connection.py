@@ -1,0 +1,322 @@
+"""Server-less tests of the engine's plumbing: credits and MessageIds,
+Direct TCP framing, and the receiver's dispatch path fed hostile frames."""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+import pytest
+import trio
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from smbfs.client import ClientConfig, ConnectionLostError
+from smbfs.client.connection import Connection, PendingRequest, SessionSecurity
+from smbfs.client.credits import CreditWindow, credit_charge
+from smbfs.client.transport import FramingError, Transport, parse_frame_header
+from smbfs.proto.constants import Command, HeaderFlags
+from smbfs.proto.crypto.encryption import Cipher, Encryptor
+from smbfs.proto.crypto.signing import Signer, SigningAlgorithm
+from smbfs.proto.header import Smb2Header
+from smbfs.proto.simple import EchoRequest
+
+# -- credits ------------------------------------------------------------------
+
+
+def test_credit_charge() -> None:
+    assert credit_charge(0) == 1
+    assert credit_charge(65536) == 1
+    assert credit_charge(65537) == 2
+    assert credit_charge(1 << 20) == 16
+    assert credit_charge(8 << 20) == 128
+    assert credit_charge(1 << 20, multi_credit=False) == 1
+
+
+def test_message_ids_follow_charges() -> None:
+    w = CreditWindow(initial=1)
+    assert w.try_acquire(1) == 0
+    assert w.try_acquire(1) is None  # window empty
+    w.grant(40)
+    assert w.try_acquire(16) == 1
+    assert w.try_acquire(16) == 17
+    assert w.try_acquire(16) is None  # 8 left
+    assert w.try_acquire(8) == 33
+    assert w.next_message_id == 41
+    assert w.available == 0
+
+
+def test_credit_request_grows_window() -> None:
+    w = CreditWindow(initial=1, target=512)
+    assert w.request_for(1) >= 512
+    w.grant(2000)
+    assert w.request_for(16) == 16  # enough held: just replace what is used
+    assert CreditWindow(initial=0, target=10**6).request_for(1) == 0xFFFF
+
+
+async def test_credit_waiters_are_fifo_and_reserved() -> None:
+    w = CreditWindow(initial=0)
+    got: list[tuple[str, int]] = []
+
+    async def want(name: str, charge: int) -> None:
+        got.append((name, await w.acquire(charge)))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(want, "big", 10)
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.start_soon(want, "small", 1)
+        await trio.testing.wait_all_tasks_blocked()
+        w.grant(5)  # not enough for "big"; "small" must not overtake it
+        await trio.testing.wait_all_tasks_blocked()
+        assert got == []
+        w.grant(6)
+    assert dict(got) == {"big": 0, "small": 10}  # ids reserved in arrival order
+    assert w.available == 0
+
+
+async def test_cancelled_waiter_leaves_no_hole() -> None:
+    w = CreditWindow(initial=0)
+    with trio.move_on_after(0.01):
+        await w.acquire(3)
+    w.grant(3)
+    assert w.try_acquire(3) == 0  # the cancelled wait consumed no ids
+
+
+async def test_close_fails_waiters() -> None:
+    w = CreditWindow(initial=0)
+    errors: list[BaseException] = []
+
+    async def waiter() -> None:
+        try:
+            await w.acquire(1)
+        except ConnectionLostError as e:
+            errors.append(e)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(waiter)
+        await trio.testing.wait_all_tasks_blocked()
+        w.close(ConnectionLostError("gone"))
+    assert len(errors) == 1
+    with pytest.raises(ConnectionLostError):
+        w.try_acquire(1)
+
+
+# -- framing --------------------------------------------------------------------
+
+
+def test_frame_header_checks() -> None:
+    assert parse_frame_header(b"\x00\x00\x01\x00", 1000) == 256
+    with pytest.raises(FramingError):
+        parse_frame_header(b"\x01\x00\x00\x10", 1000)  # NetBIOS session message type != 0
+    with pytest.raises(FramingError):
+        parse_frame_header(b"\x00\x10\x00\x00", 1000)  # over the limit
+    with pytest.raises(FramingError):
+        parse_frame_header(b"\x00\x00\x00\x00", 1000)
+
+
+async def _pair(max_frame: int = 1 << 24) -> tuple[Transport, trio.socket.SocketType]:
+    a, b = trio.socket.socketpair()
+    return Transport(a, max_frame), b
+
+
+async def test_transport_frames_roundtrip() -> None:
+    t, peer = await _pair()
+    big = bytes(range(256)) * 5000  # 1.28 MB: received by recv_into in pieces
+    sender, _ = await _pair()
+    # Several frames written at once, then read back one by one.
+    stream = b"".join(len(p).to_bytes(4, "big") + p for p in (b"one", big, b"three"))
+    async with trio.open_nursery() as nursery:
+        async def write() -> None:
+            view = memoryview(stream)
+            while view:
+                n = await peer.send(view[:70000])
+                view = view[n:]
+        nursery.start_soon(write)
+        assert bytes(await t.receive_frame()) == b"one"
+        assert bytes(await t.receive_frame()) == big
+        assert bytes(await t.receive_frame()) == b"three"
+    peer.close()
+    with pytest.raises(ConnectionLostError):
+        await t.receive_frame()
+    t.close()
+    sender.close()
+
+
+async def test_transport_send_vectored() -> None:
+    t, peer = await _pair()
+    payload = memoryview(bytes(300_000))
+    parts = [b"head", payload, b"tail"]
+    receiver = Transport(peer, 1 << 24)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(t.send_frame, parts)
+        frame = await receiver.receive_frame()
+    assert bytes(frame) == b"head" + bytes(300_000) + b"tail"
+    t.close()
+    receiver.close()
+
+
+async def test_transport_rejects_oversized_frame() -> None:
+    t, peer = await _pair(max_frame=1000)
+    await peer.send((5000).to_bytes(4, "big"))
+    with pytest.raises(FramingError):
+        await t.receive_frame()
+    t.close()
+    peer.close()
+
+
+# -- the receiver's dispatch path under hostile input ---------------------------
+
+SESSION_ID = 0x1122334455667788
+SIGN_KEY = bytes(range(16))
+ENC_KEY = bytes(range(16, 32))
+
+
+class _NullTransport:
+    closed = False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def _connection(signed: bool = False, encrypted: bool = False) -> tuple[Connection, PendingRequest]:
+    conn = Connection(ClientConfig(host="127.0.0.1"), _NullTransport())  # type: ignore[arg-type]
+    conn.security[SESSION_ID] = SessionSecurity(
+        SESSION_ID, signer=Signer(SigningAlgorithm.AES_CMAC, SIGN_KEY),
+        signing_required=signed,
+        encryptor=Encryptor(Cipher.AES_128_GCM, ENC_KEY) if encrypted else None,
+        decryptor=Encryptor(Cipher.AES_128_GCM, ENC_KEY) if encrypted else None,
+        encrypt_data=encrypted,
+    )
+    p = PendingRequest(message=EchoRequest(), message_id=5, charge=1, session_id=SESSION_ID,
+                       tree_id=0, flags=0, encrypted=encrypted)
+    conn._pending[5] = p
+    return conn, p
+
+
+def _echo_response(signed: bool) -> bytes:
+    flags = int(HeaderFlags.SMB2_FLAGS_SERVER_TO_REDIR)
+    if signed:
+        flags |= int(HeaderFlags.SMB2_FLAGS_SIGNED)
+    hdr = Smb2Header(command=Command.SMB2_ECHO, message_id=5, credits=3, flags=flags,
+                     session_id=SESSION_ID)
+    msg = bytearray(hdr.encode() + b"\x04\x00\x00\x00")
+    if signed:
+        Signer(SigningAlgorithm.AES_CMAC, SIGN_KEY).sign(msg)
+    return bytes(msg)
+
+
+def _encrypted_echo() -> bytes:
+    plain = _echo_response(signed=False)
+    enc = Encryptor(Cipher.AES_128_GCM, ENC_KEY)
+    return bytes(enc.encrypt_message(plain, SESSION_ID, bytes(12)))
+
+
+def _deliver(conn: Connection, frame: bytes) -> None:
+    conn.handle_frame(memoryview(bytearray(frame)))  # must never raise
+
+
+@pytest.mark.parametrize("signed,encrypted", [(False, False), (True, False), (False, True)])
+def test_valid_response_is_delivered(signed: bool, encrypted: bool) -> None:
+    conn, p = _connection(signed, encrypted)
+    frame = _encrypted_echo() if encrypted else _echo_response(signed)
+    _deliver(conn, frame)
+    assert conn.alive and p.event.is_set() and p.response is not None
+    assert p.response.header.message_id == 5
+    assert conn.credits.available == 1 + 3
+
+
+def test_unsigned_response_on_signed_session_drops() -> None:
+    conn, p = _connection(signed=True)
+    _deliver(conn, _echo_response(signed=False))
+    assert not conn.alive and p.response is None
+    assert isinstance(p.error, ConnectionLostError)
+
+
+def test_plain_response_to_encrypted_request_drops() -> None:
+    conn, p = _connection(encrypted=True)
+    _deliver(conn, _echo_response(signed=False))
+    assert not conn.alive and p.response is None
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(max_size=400))
+def test_random_frames_only_drop_the_connection(frame: bytes) -> None:
+    conn, p = _connection(signed=True)
+    _deliver(conn, frame)
+    # Nothing random can pass a signature check.
+    assert p.response is None
+    if not conn.alive:
+        assert isinstance(p.error, ConnectionLostError)
+
+
+def _mutations() -> Any:
+    return st.one_of(
+        st.tuples(st.just("flip"), st.integers(0, 10_000), st.integers(1, 255)),
+        st.tuples(st.just("truncate"), st.integers(0, 10_000), st.just(0)),
+        st.tuples(st.just("extend"), st.integers(1, 64), st.integers(0, 255)),
+    )
+
+
+def _mutate(frame: bytes, mutation: tuple[str, int, int]) -> bytes:
+    kind, a, b = mutation
+    buf = bytearray(frame)
+    if kind == "flip":
+        buf[a % len(buf)] ^= b
+    elif kind == "truncate":
+        del buf[a % len(buf):]
+    else:
+        buf += bytes([b]) * a
+    return bytes(buf)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_mutations(), st.sampled_from(["signed", "encrypted"]))
+def test_mutated_frames_never_deliver_wrong_data(mutation: tuple[str, int, int], kind: str) -> None:
+    encrypted = kind == "encrypted"
+    conn, p = _connection(signed=not encrypted, encrypted=encrypted)
+    original = _encrypted_echo() if encrypted else _echo_response(signed=True)
+    frame = _mutate(original, mutation)
+    _deliver(conn, frame)
+    if frame == original:
+        assert p.response is not None
+    else:
+        assert p.response is None
+        assert not conn.alive
+        assert isinstance(p.error, ConnectionLostError)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.binary(min_size=0, max_size=120), min_size=1, max_size=4))
+def test_random_compound_chains_on_unsigned_session(bodies: list[bytes]) -> None:
+    """Headers that decode but bodies that are junk, chained with random
+    NextCommand values: only the connection-lost path may result."""
+    conn, _p = _connection(signed=False)
+    out = bytearray()
+    for i, body in enumerate(bodies):
+        hdr = Smb2Header(command=Command.SMB2_ECHO, message_id=5 + i,
+                         flags=int(HeaderFlags.SMB2_FLAGS_SERVER_TO_REDIR),
+                         next_command=(64 + len(body)) if i < len(bodies) - 1 else 0)
+        out += hdr.encode() + body
+    _deliver(conn, bytes(out))
+
+
+def test_break_notification_goes_to_handler() -> None:
+    conn, _p = _connection(signed=True)
+    seen: list[int] = []
+    conn.break_handler = lambda hdr, msg: seen.append(hdr.message_id)
+    hdr = Smb2Header(command=Command.SMB2_OPLOCK_BREAK, message_id=0xFFFFFFFFFFFFFFFF,
+                     flags=int(HeaderFlags.SMB2_FLAGS_SERVER_TO_REDIR))
+    body = (44).to_bytes(2, "little") + bytes(42)  # a lease break notification's size
+    _deliver(conn, hdr.encode() + body)
+    assert seen == [0xFFFFFFFFFFFFFFFF] and conn.alive
+
+    def broken(hdr: Smb2Header, msg: memoryview) -> None:
+        raise RuntimeError("handler bug")
+
+    conn.break_handler = broken  # a buggy handler is logged, not fatal
+    _deliver(conn, hdr.encode() + body)
+    assert conn.alive
+
+
+def test_socket_module_is_real() -> None:
+    assert socket.TCP_NODELAY  # the transport sets it on every connection
