@@ -69,8 +69,9 @@ def align(n: int, alignment: int = 8) -> int:
 
 
 def utf16(s: str) -> bytes:
-    """SMB2 strings are UTF-16LE without a terminator."""
-    return s.encode("utf-16-le")
+    """SMB2 strings are UTF-16LE without a terminator. surrogatepass mirrors
+    from_utf16: a name read with an unpaired surrogate can be sent back."""
+    return s.encode("utf-16-le", errors="surrogatepass")
 
 
 def from_utf16(buf: Buffer, what: str) -> str:

@@ -282,3 +282,10 @@ def test_truncate_and_flip_every_byte(which: str) -> None:
     for i in range(SMB2_HEADER_SIZE, len(sample)):
         for v in (0x00, 0xFF, sample[i] ^ 0x80):
             _try(decode, sample[:i] + bytes([v]) + sample[i + 1 :])
+
+
+def test_unpaired_surrogate_name_roundtrips() -> None:
+    """Windows names may hold unpaired UTF-16 surrogates; one read from the
+    server must be usable in a CREATE unchanged."""
+    req = CreateRequest("bad\udc80name")
+    assert CreateRequest.decode(HDR + req.encode()).name == "bad\udc80name"
