@@ -125,6 +125,27 @@ class ValidateNegotiateInfoResponse:
         return cls(caps, uuid.UUID(bytes_le=bytes(guid)), mode, dialect)
 
 
+# -------------------------------------------------- FSCTL_LMR_REQUEST_RESILIENCY
+
+_RESILIENCY: Final = struct.Struct("<II")
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkResiliencyRequest:
+    """[MS-SMB2] 2.2.31.3 NETWORK_RESILIENCY_REQUEST: keep the open alive for
+    ``timeout_ms`` after a disconnect (SMB 2.1+, before durable v2 existed)."""
+
+    timeout_ms: int
+
+    def encode(self) -> bytes:
+        return _RESILIENCY.pack(self.timeout_ms, 0)
+
+    @classmethod
+    def decode(cls, buf: Buffer) -> NetworkResiliencyRequest:
+        timeout, _r = unpack(_RESILIENCY, buf, 0, "NETWORK_RESILIENCY_REQUEST")
+        return cls(timeout)
+
+
 # ------------------------------------------- FSCTL_QUERY_NETWORK_INTERFACE_INFO
 
 class InterfaceCapability(enum.IntFlag):

@@ -23,6 +23,7 @@ from smbfs.proto.fsctl import (
     FileZeroDataInformation,
     InterfaceCapability,
     NetworkInterfaceInfo,
+    NetworkResiliencyRequest,
     ReferralEntryFlags,
     ReqGetDfsReferral,
     RespGetDfsReferral,
@@ -78,6 +79,14 @@ def test_validate_negotiate_info() -> None:
     rsp = ValidateNegotiateInfoResponse(0x2F, g, 3, 0x302)
     assert len(rsp.encode()) == 24
     assert ValidateNegotiateInfoResponse.decode(rsp.encode()) == rsp
+
+
+def test_network_resiliency() -> None:
+    r = NetworkResiliencyRequest(60_000)
+    assert r.encode() == struct.pack("<II", 60_000, 0)
+    assert NetworkResiliencyRequest.decode(r.encode()) == r
+    with pytest.raises(DecodeError):
+        NetworkResiliencyRequest.decode(b"\0" * 7)
 
 
 def test_network_interfaces() -> None:

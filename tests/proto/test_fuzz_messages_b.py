@@ -109,6 +109,8 @@ STRUCT_SAMPLES: list[tuple[str, Decoder, bytes]] = [
     ("interfaces", fs.decode_network_interfaces, fs.encode_network_interfaces([
         fs.NetworkInterfaceInfo.for_address(1, 1, 10, ipaddress.ip_address("10.0.0.1")),
         fs.NetworkInterfaceInfo.for_address(2, 2, 10, ipaddress.ip_address("::1"))])),
+    ("resiliency", fs.NetworkResiliencyRequest.decode,
+     fs.NetworkResiliencyRequest(1000).encode()),
     ("resume key", fs.SrvRequestResumeKey.decode, fs.SrvRequestResumeKey(b"k" * 24).encode()),
     ("copychunk copy", fs.SrvCopychunkCopy.decode,
      fs.SrvCopychunkCopy(b"k" * 24, [fs.SrvCopychunk(1, 2, 3)]).encode()),
