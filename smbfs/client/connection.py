@@ -489,19 +489,21 @@ class Connection:
             if send_scope.cancelled_caught:
                 self._fail(SMBTimeoutError(f"send stalled for {bound}s"))
         self._check_alive()
-        return [await self._wait(p) for p in pendings]
+        try:
+            return [await self._wait(p) for p in pendings]
+        except trio.Cancelled:
+            # The caller's scope was cancelled (not a request timeout: that
+            # is caught by the request's own scope): CANCEL every request of
+            # the chain still unanswered.
+            for p in pendings:
+                if not p.event.is_set() and not p.cancelled:
+                    await self._send_cancel(p)
+            raise
 
     async def _wait(self, p: PendingRequest) -> Response:
         assert p.scope is not None
-        try:
-            with p.scope:
-                await p.event.wait()
-        except trio.Cancelled:
-            # The caller's scope was cancelled (not ours: that one is
-            # caught by its own `with`).
-            if not p.event.is_set():
-                await self._send_cancel(p)
-            raise
+        with p.scope:
+            await p.event.wait()
         if not p.event.is_set():
             exc = SMBTimeoutError(
                 f"no response to {p.message.COMMAND.name} (MessageId {p.message_id}) "

@@ -12,9 +12,11 @@ import pytest
 import trio
 from conn_util import config_for, open_dir, pattern, tree_connect, write_read_close
 
-from smbfs.client import ConnectionLostError, SMBTimeoutError, open_session
+from smbfs.client import ClientConfig, ConnectionLostError, SMBTimeoutError, open_session
 from smbfs.proto.change_notify import ChangeNotifyRequest, CompletionFilter
 from smbfs.proto.close import CloseRequest
+from smbfs.proto.constants import Dialect
+from smbfs.proto.ntstatus import NTStatus
 from smbfs.proto.simple import EchoRequest
 
 
@@ -104,8 +106,17 @@ def _has_async(s: Any) -> bool:
     return any(p.async_id is not None for p in s.connection._pending.values())
 
 
-async def test_cancel_sends_cancel_and_connection_stays_usable(samba: Any) -> None:
-    async with open_session(config_for(samba)) as s:
+@pytest.mark.parametrize("server,dialect", [
+    ("samba", Dialect.SMB3_1_1),
+    ("samba_signing", Dialect.SMB3_1_1),  # CANCEL signed with AES-GMAC (cancel nonce bit)
+    ("samba_signing", Dialect.SMB3_0),  # ... with AES-CMAC
+    ("samba_signing", Dialect.SMB2_1),  # ... with HMAC-SHA256
+])
+async def test_cancel_sends_cancel_and_connection_stays_usable(
+    request: pytest.FixtureRequest, server: str, dialect: Dialect
+) -> None:
+    samba = request.getfixturevalue(server)
+    async with open_session(config_for(samba, max_dialect=dialect)) as s:
         tree = await tree_connect(s, samba.shares.rw)
         fid = await open_dir(s, tree)
         with trio.move_on_after(0.5) as scope:
@@ -175,3 +186,44 @@ async def test_response_to_unknown_message_id_drops(samba: Any, fault_proxy: Any
             await s.request(EchoRequest())
         assert not s.connection.alive
         assert s.connection.cancels_sent == 0
+
+
+async def test_connection_refused_is_connection_lost() -> None:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # bound, never listening: connect is refused
+        cfg = ClientConfig(host="127.0.0.1", port=port, username="x", password="y")
+        with trio.fail_after(5), pytest.raises(ConnectionLostError):
+            async with open_session(cfg):
+                pass
+
+
+async def test_expired_session_reauthenticates_and_retries(
+    samba: Any, fault_proxy: Any
+) -> None:
+    """STATUS_NETWORK_SESSION_EXPIRED: SESSION_SETUP again on the same
+    SessionId, then the request is sent once more and succeeds."""
+    proxy = fault_proxy(samba.host, samba.port)
+    state = {"armed": False, "setups": 0}
+
+    def hook(direction: str, frame: bytes) -> bytes | None:
+        command = int.from_bytes(frame[12:14], "little")
+        if direction == "c2s" and command == 0x01:
+            state["setups"] += 1
+        if state["armed"] and direction == "s2c" and command == 0x0D:
+            state["armed"] = False
+            b = bytearray(frame)
+            b[8:12] = int(NTStatus.STATUS_NETWORK_SESSION_EXPIRED).to_bytes(4, "little")
+            return bytes(b)
+        return frame
+
+    proxy.set_frame_hook(hook)
+    async with open_session(config_for(samba, port=proxy.port)) as s:
+        setups = state["setups"]
+        sid = s.session_id
+        state["armed"] = True
+        await s.request(EchoRequest(), tree_id=0)
+        assert state["setups"] > setups
+        assert s.session_id == sid and s.connection.alive
