@@ -15,6 +15,7 @@ from typing import ClassVar, Final, Self, TypeVar
 from smbfs.proto.codec import (
     SMB2_HEADER_SIZE,
     Buffer,
+    DecodeError,
     checked_structure_size,
     from_utf16,
     optional_buffer,
@@ -238,6 +239,8 @@ class CreateRequest(Message):
         )
         contexts: list[AnyCreateContext] = []
         if ctx_len:
+            if ctx_offset < SMB2_HEADER_SIZE + _REQ.size:
+                raise DecodeError(f"CREATE: CreateContextsOffset {ctx_offset} overlaps the body")
             region = optional_buffer(msg, ctx_offset, ctx_len, "CREATE CreateContexts")
             contexts = decode_create_contexts(region, response=False)
         return cls(
@@ -302,6 +305,8 @@ class CreateResponse(Message):
         checked_structure_size(size, cls.STRUCTURE_SIZE, "CREATE response")
         contexts: list[AnyCreateContext] = []
         if ctx_len:
+            if ctx_offset < SMB2_HEADER_SIZE + _RESP.size:
+                raise DecodeError(f"CREATE: CreateContextsOffset {ctx_offset} overlaps the body")
             region = optional_buffer(msg, ctx_offset, ctx_len, "CREATE CreateContexts")
             contexts = decode_create_contexts(region, response=True)
         return cls(

@@ -20,6 +20,7 @@ from typing import ClassVar, Final, Self, TypeVar
 from smbfs.proto.codec import (
     SMB2_HEADER_SIZE,
     Buffer,
+    DecodeError,
     align,
     checked_structure_size,
     from_utf16,
@@ -338,6 +339,9 @@ def decode_negotiate_contexts(
     """Parse ``count`` contexts starting at ``offset`` of ``msg``. Each is
     bounds-checked before its data is read, so a count of 65535 over a short
     buffer fails on the first missing context rather than allocating."""
+    if offset < SMB2_HEADER_SIZE:
+        # Pointing into the SMB2 header would parse the header as contexts.
+        raise DecodeError(f"NegotiateContextOffset {offset} inside the SMB2 header")
     out: list[AnyNegotiateContext] = []
     pos = offset
     for i in range(count):
