@@ -172,3 +172,12 @@ def test_ten_thousand_entries_fast() -> None:
     elapsed = time.perf_counter() - start
     assert out == entries
     assert elapsed < 1.0  # ~20 ms here; generous for a loaded CI box
+
+
+def test_reparse_tag_from_ea_size() -> None:
+    link = FileIdBothDirectoryInformation("l", file_attributes=0x400, ea_size=0xA000000C)
+    plain = FileIdBothDirectoryInformation("f", file_attributes=0x20, ea_size=12)
+    assert link.reparse_tag == 0xA000000C
+    assert plain.reparse_tag == 0
+    assert FileNamesInformation("n").reparse_tag == 0
+    assert FileDirectoryInformation("d", file_attributes=0x400).reparse_tag == 0

@@ -4,6 +4,10 @@ extended attributes, reparse data and security descriptors.
 SMB2 QUERY_INFO / SET_INFO / QUERY_DIRECTORY carry an information-class number
 and a raw buffer; the classes here turn that buffer into values and back.
 Every decoder raises only :class:`smbfs.proto.DecodeError`.
+
+Section numbers cited in docstrings are those of the current [MS-FSCC] text;
+Microsoft renumbers section 2.4 between revisions (FileNetworkOpenInformation
+was 2.4.29, is 2.4.33), so the structure name is the stable reference.
 """
 
 from smbfs.proto.fscc.attributes import FileAttributes, FileInformationClass, FsInformationClass

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import ClassVar, Final, Self, TypeVar
 
 from smbfs.proto.codec import Buffer, DecodeError, align, utf16
+from smbfs.proto.fscc.attributes import FileAttributes
 from smbfs.proto.fscc.attributes import FileInformationClass as FIC
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
 
 _T = TypeVar("_T")
 
+_REPARSE_POINT: Final = int(FileAttributes.FILE_ATTRIBUTE_REPARSE_POINT)
 _SHORT_NAME_MAX: Final = 24  # ShortName is a fixed 24-byte (12 WCHAR) field.
 
 
@@ -107,6 +109,18 @@ class _DirEntry:
 
     def encode(self) -> bytes:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    @property
+    def reparse_tag(self) -> int:
+        """The entry's reparse tag, 0 when it is not a reparse point.
+
+        Directory entries have no tag field: for a reparse point the server
+        puts the ReparseTag in EaSize instead ([MS-FSA] 2.1.5.6.3.x), which is
+        how ``readdir`` spots symlinks without opening each entry.
+        """
+        if getattr(self, "file_attributes", 0) & _REPARSE_POINT:
+            return int(getattr(self, "ea_size", 0))
+        return 0
 
     @classmethod
     def decode(cls, buf: Buffer, offset: int = 0) -> Self:

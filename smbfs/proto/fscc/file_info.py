@@ -111,7 +111,7 @@ class FileStandardInformation:
 
 @dataclass(slots=True)
 class FileNetworkOpenInformation:
-    """[MS-FSCC] 2.4.29 FILE_NETWORK_OPEN_INFORMATION (56 bytes): everything
+    """[MS-FSCC] 2.4.33 FILE_NETWORK_OPEN_INFORMATION (56 bytes): everything
     ``stat`` needs in one round trip (times, sizes, attributes)."""
 
     INFO_CLASS: ClassVar[int] = FIC.FileNetworkOpenInformation
