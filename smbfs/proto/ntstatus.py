@@ -244,6 +244,8 @@ _ERRNO: Final[dict[int, int]] = {
     # Sharing violations and byte-range lock conflicts are another opener
     # holding the file: EBUSY tells the program to retry, like cifs.ko.
     _S.STATUS_SHARING_VIOLATION: errno.EBUSY,
+    # I/O that overlaps another opener's byte-range lock: EACCES, the errno
+    # cifs.ko gives for the same case (the I/O itself is refused).
     _S.STATUS_FILE_LOCK_CONFLICT: errno.EACCES,
     # A lock that cannot be granted is what fcntl(F_SETLK) reports as EAGAIN.
     _S.STATUS_LOCK_NOT_GRANTED: errno.EAGAIN,
@@ -263,13 +265,16 @@ _ERRNO: Final[dict[int, int]] = {
     _S.STATUS_INVALID_EA_NAME: errno.EINVAL,
     _S.STATUS_EA_LIST_INCONSISTENT: errno.EINVAL,
     _S.STATUS_INVALID_EA_FLAG: errno.EINVAL,
+    # getxattr/listxattr with a buffer too small for the answer is ERANGE.
     _S.STATUS_BUFFER_TOO_SMALL: errno.ERANGE,
-    _S.STATUS_END_OF_FILE: errno.ENODATA,
+    # STATUS_END_OF_FILE is deliberately absent: a READ at EOF is a short
+    # read the engine turns into b"", never an error for the program.
     # Not supported by this server or file system.
     _S.STATUS_NOT_SUPPORTED: errno.EOPNOTSUPP,
     _S.STATUS_NOT_IMPLEMENTED: errno.EOPNOTSUPP,
     _S.STATUS_INVALID_DEVICE_REQUEST: errno.EOPNOTSUPP,
     _S.STATUS_EAS_NOT_SUPPORTED: errno.EOPNOTSUPP,
+    # readlink(2) on something that is not a symlink answers EINVAL.
     _S.STATUS_NOT_A_REPARSE_POINT: errno.EINVAL,
     _S.STATUS_IO_REPARSE_TAG_NOT_HANDLED: errno.EOPNOTSUPP,
     # Extended attributes: getxattr of a name that does not exist is ENODATA.
@@ -284,6 +289,7 @@ _ERRNO: Final[dict[int, int]] = {
     # Transport and session: the engine normally reconnects and retries;
     # what still escapes is reported as the network failure it is.
     _S.STATUS_IO_TIMEOUT: errno.ETIMEDOUT,
+    # We cancel a request when FUSE interrupts it: the program sees EINTR.
     _S.STATUS_CANCELLED: errno.EINTR,
     _S.STATUS_CONNECTION_RESET: errno.ECONNRESET,
     _S.STATUS_CONNECTION_DISCONNECTED: errno.ECONNRESET,
