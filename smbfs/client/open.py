@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import math
 import uuid
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -446,28 +446,32 @@ class Open:
 
     # --------------------------------------------------------------- read
 
-    async def read(self, offset: int, length: int) -> bytes:
+    async def read(self, offset: int, length: int) -> bytes | bytearray:
         """Up to ``length`` bytes from ``offset``; fewer only at end of file.
 
-        Chunks are pipelined; the result is assembled with one join.
+        Chunks are pipelined and copied into one buffer as they arrive (a
+        bytearray when more than one chunk: no final copy).
         """
         if length <= 0:
             return b""
         if length <= self.max_read:
             return bytes(await self._read_chunk(offset, length))
-        parts = await self._read_parts(offset, length)
-        return b"".join(parts)
+        out = bytearray(length)
+        n = await self.readinto(offset, out)
+        del out[n:]
+        return out
 
     async def readinto(self, offset: int, buf: bytearray | memoryview) -> int:
-        """Read into ``buf`` (one copy from the receive buffers); returns the
-        number of bytes read (short only at end of file)."""
+        """Read into ``buf``; returns the number of bytes read (short only at
+        end of file). Each chunk is copied into place as it arrives and its
+        receive buffer dropped at once, so memory stays at about
+        max_in_flight chunks however large ``buf`` is."""
         mv = memoryview(buf).cast("B")
-        parts = await self._read_parts(offset, len(mv))
-        pos = 0
-        for p in parts:
-            mv[pos:pos + len(p)] = p
-            pos += len(p)
-        return pos
+
+        def sink(start: int, data: memoryview) -> None:
+            mv[start:start + len(data)] = data
+
+        return await self._read_pipelined(offset, len(mv), sink)
 
     async def _read_chunk(self, offset: int, length: int) -> memoryview:
         try:
@@ -485,35 +489,31 @@ class Open:
                            f"READ returned {len(data)} bytes for {length} asked")
         return memoryview(data)
 
-    async def _read_parts(self, offset: int, length: int) -> list[memoryview]:
+    async def _read_pipelined(self, offset: int, length: int,
+                              sink: Callable[[int, memoryview], None]) -> int:
+        """Read ``length`` bytes as pipelined chunks, handing each to
+        ``sink(position, data)`` as it completes; returns the byte count up to
+        the first short chunk (end of file)."""
         step = self.max_read
         n = math.ceil(length / step)
-        results: list[memoryview | None] = [None] * n
-        eof = [n]  # the index of the first short chunk
+        eof = [n, 0]  # index of the first short chunk, and its length
 
         async def one(i: int, limit: trio.Semaphore) -> None:
             try:
                 start = i * step
-                if i >= eof[0]:
-                    results[i] = memoryview(b"")
-                    return
                 want = min(step, length - start)
                 got = await self._read_chunk(offset + start, want)
-                results[i] = got
-                if len(got) < want:
-                    eof[0] = min(eof[0], i)
+                if len(got) < want and i < eof[0]:
+                    eof[0], eof[1] = i, len(got)
+                if i <= eof[0]:
+                    sink(start, got)
             finally:
                 limit.release()
 
-        await self._pipeline(n, one, lambda i: i >= eof[0])
-        out: list[memoryview] = []
-        for i in range(n):
-            p = results[i]
-            assert p is not None
-            out.append(p)
-            if i >= eof[0]:
-                break
-        return out
+        await self._pipeline(n, one, lambda i: i > eof[0])
+        if eof[0] == n:
+            return length
+        return eof[0] * step + eof[1]
 
     async def _pipeline(self, n: int, one: Any, stop: Any) -> None:
         """Run ``one(i, limit)`` for i in range(n), at most max_in_flight at a
