@@ -365,6 +365,7 @@ class Connection:
     def _build(
         self,
         messages: Sequence[Message],
+        bodies: Sequence[list[Buffer]],
         mids: Sequence[int],
         charges: Sequence[int],
         *,
@@ -374,16 +375,16 @@ class Connection:
         sign: bool,
         credit_requests: Sequence[int],
         flags: int,
-    ) -> tuple[list[Buffer], list[Buffer]]:
-        """Encode a chain; returns (frame parts, per-message bytes for the
-        preauth hash when there is one message). Each message is signed
-        over itself including its padding ([MS-SMB2] 3.2.4.1.4)."""
+    ) -> list[Buffer]:
+        """Put headers on encoded bodies (a compound chain if several): the
+        frame's parts. Each message is signed over itself including its
+        padding ([MS-SMB2] 3.2.4.1.4)."""
         sec = self.security.get(session_id)
         charge_field = self.negotiated is not None and self.negotiated.multi_credit
         parts: list[Buffer] = []
         n = len(messages)
         for i, message in enumerate(messages):
-            body = message.encode_parts()
+            body = bodies[i]
             body_len = sum(len(b) for b in body)
             pad = pad_to(SMB2_HEADER_SIZE + body_len) if i < n - 1 else 0
             hflags = flags
@@ -414,7 +415,7 @@ class Connection:
                 else:
                     sec.signer.sign(msg_parts)
             parts.extend(msg_parts)
-        return parts, parts
+        return parts
 
     async def transact(
         self,
@@ -443,6 +444,14 @@ class Connection:
         multi = self.negotiated is not None and self.negotiated.multi_credit
         charges = [credit_charge(s, multi) for s in sizes]
         bound = self.config.request_timeout if timeout is None else timeout
+        # Encode first: a message that fails to encode must not waste
+        # MessageIds (a hole in the sequence would stall the server's window).
+        bodies = [m.encode_parts() for m in messages]
+        sec = self.security.get(session_id)
+        if encrypt and (sec is None or sec.encryptor is None):
+            raise ConnectionLostError("encryption requested without an encryption key")
+        if sign and not encrypt and (sec is None or sec.signer is None):
+            raise ConnectionLostError("signing requested without a signing key")
         # Credits: wait (bounded) for the whole chain at once, so its
         # MessageIds are consecutive and a compound never holds half a
         # window while waiting for the rest.
@@ -456,16 +465,13 @@ class Connection:
             mids.append(m)
             m += c
         requests = [self.credits.request_for(c) for c in charges]
-        sec = self.security.get(session_id)
-        if encrypt and (sec is None or sec.encryptor is None):
-            raise ConnectionLostError("encryption requested without an encryption key")
         pendings: list[PendingRequest] = []
         # From here the MessageIds are spent: the frame must go out whatever
         # happens, so this part is shielded (and bounded).
         with trio.CancelScope(shield=True):
             with trio.move_on_after(bound) as send_scope:
-                parts, _ = self._build(
-                    messages, mids, charges, session_id=session_id, tree_id=tree_id,
+                parts = self._build(
+                    messages, bodies, mids, charges, session_id=session_id, tree_id=tree_id,
                     related=related, sign=sign and not encrypt, credit_requests=requests,
                     flags=0,
                 )
@@ -484,7 +490,11 @@ class Connection:
                     assert sec is not None and sec.encryptor is not None
                     assert sec.nonces is not None
                     parts = sec.encryptor.encrypt(parts, session_id, sec.nonces())  # type: ignore[assignment]
-                await self.transport.send_frame(parts)
+                try:
+                    await self.transport.send_frame(parts)
+                except ConnectionLostError as e:
+                    self._fail(e)
+                    raise
                 self.frames_sent += 1
             if send_scope.cancelled_caught:
                 self._fail(SMBTimeoutError(f"send stalled for {bound}s"))

@@ -251,7 +251,9 @@ class Session:
         except (ImportError, spnego.exceptions.SpnegoError) as e:
             raise AuthenticationError(
                 NTStatus.STATUS_LOGON_FAILURE, Command.SMB2_SESSION_SETUP,
-                f"cannot start {cfg.auth} authentication: {e}") from e
+                f"cannot start {cfg.auth} authentication: {e}"
+                + (" (Kerberos needs the python 'gssapi' package and a ticket: run kinit)"
+                   if cfg.auth == "kerberos" else "")) from e
 
     def _step(self, ctx: Any, token: bytes | None) -> bytes | None:
         try:
