@@ -637,7 +637,9 @@ class Connection:
         if hdr.command != p.message.COMMAND:
             raise ProtocolViolation(f"{hdr.command.name} response to a "
                                     f"{p.message.COMMAND.name} request")
-        interim = hdr.status == _STATUS_PENDING and hdr.is_async
+        # An interim response MUST be async (3.3.4.2); a sync STATUS_PENDING
+        # is still not a final answer, so it is waited past the same way.
+        interim = hdr.status == _STATUS_PENDING
         self._authenticate(hdr, msg, p, sealed_for, interim)
         _check_body_shape(hdr, msg)
         self.credits.grant(hdr.credits)
@@ -645,7 +647,8 @@ class Connection:
             # [MS-SMB2] 3.2.5.1.5: keep the AsyncId, keep waiting; the final
             # response may take as long as it needs (change notify, lock),
             # liveness is then the ECHO keepalive's job.
-            p.async_id = hdr.async_id
+            if hdr.is_async:
+                p.async_id = hdr.async_id
             if p.scope is not None:
                 p.scope.deadline = math.inf
             return

@@ -320,3 +320,43 @@ def test_break_notification_goes_to_handler() -> None:
 
 def test_socket_module_is_real() -> None:
     assert socket.TCP_NODELAY  # the transport sets it on every connection
+
+
+def _response(status: int, *, async_id: int = 0, message_id: int = 5, body: bytes) -> bytes:
+    flags = int(HeaderFlags.SMB2_FLAGS_SERVER_TO_REDIR)
+    if async_id:
+        flags |= int(HeaderFlags.SMB2_FLAGS_ASYNC_COMMAND)
+    hdr = Smb2Header(command=Command.SMB2_ECHO, message_id=message_id, status=status,
+                     credits=1, flags=flags, async_id=async_id, session_id=SESSION_ID)
+    return hdr.encode() + body
+
+
+ERROR_BODY = (9).to_bytes(2, "little") + bytes(7)  # [MS-SMB2] 2.2.2, ByteCount 0
+
+
+def test_interim_then_final() -> None:
+    conn, p = _connection(signed=False)
+    p.scope = trio.CancelScope(deadline=123.0)
+    _deliver(conn, _response(0x103, async_id=0xABCDEF, body=ERROR_BODY))  # STATUS_PENDING
+    assert conn.alive and not p.event.is_set()
+    assert p.async_id == 0xABCDEF
+    assert p.scope.deadline == float("inf")  # no request timeout after an interim
+    _deliver(conn, _response(0, async_id=0xABCDEF, body=b"\x04\x00\x00\x00"))
+    assert p.event.is_set() and p.response is not None and p.response.status == 0
+    assert conn.in_flight == 0
+
+
+def test_cancelled_request_final_response_is_discarded() -> None:
+    conn, p = _connection(signed=False)
+    p.cancelled = True
+    _deliver(conn, _response(0xC0000120, body=ERROR_BODY))  # STATUS_CANCELLED
+    assert conn.alive and conn.in_flight == 0 and p.response is None
+
+
+def test_duplicate_response_drops() -> None:
+    conn, p = _connection(signed=False)
+    frame = _response(0, body=b"\x04\x00\x00\x00")
+    _deliver(conn, frame)
+    assert p.response is not None and conn.alive
+    _deliver(conn, frame)  # MessageId 5 is no longer outstanding
+    assert not conn.alive
