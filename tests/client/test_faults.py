@@ -227,3 +227,22 @@ async def test_expired_session_reauthenticates_and_retries(
         await s.request(EchoRequest(), tree_id=0)
         assert state["setups"] > setups
         assert s.session_id == sid and s.connection.alive
+
+
+async def test_cancel_on_encrypted_share(samba: Any) -> None:
+    """Interim response, CANCEL and the final STATUS_CANCELLED all sealed."""
+    async with open_session(config_for(samba)) as s:
+        tree = await tree_connect(s, samba.shares.encrypted)
+        assert tree.encrypt
+        fid = await open_dir(s, tree)  # honours tree.encrypt
+        with trio.move_on_after(0.5) as scope:
+            await s.request(ChangeNotifyRequest(
+                file_id=fid, completion_filter=CompletionFilter.FILE_NOTIFY_CHANGE_FILE_NAME),
+                tree_id=tree.tree_id, encrypt=True)
+        assert scope.cancelled_caught and s.connection.cancels_sent == 1
+        with trio.fail_after(5):
+            while s.connection.in_flight:
+                await trio.sleep(0.01)
+        assert s.connection.alive
+        await s.request(CloseRequest(file_id=fid), tree_id=tree.tree_id, encrypt=True)
+
