@@ -11,7 +11,7 @@ from conn_util import config_for, pattern, tree_connect, write_read_close
 
 from smbfs.client import AuthenticationError, SMBError, open_session
 from smbfs.proto.close import CloseRequest
-from smbfs.proto.constants import Command
+from smbfs.proto.constants import Command, Dialect
 from smbfs.proto.create import (
     AccessMask,
     CreateDisposition,
@@ -96,8 +96,10 @@ async def test_guest_refused_when_signing_required(fresh_samba: Any) -> None:
             pass
 
 
-async def test_reauthenticate_keeps_session(samba: Any) -> None:
-    async with open_session(config_for(samba, require_signing=True)) as s:
+@pytest.mark.parametrize("opts", [{"require_signing": True}, {"require_encryption": True},
+                                  {"max_dialect": Dialect.SMB2_1}], ids=["signed", "sealed", "smb21"])
+async def test_reauthenticate_keeps_session(samba: Any, opts: dict[str, Any]) -> None:
+    async with open_session(config_for(samba, **opts)) as s:
         tree = await tree_connect(s, samba.shares.rw)
         sid = s.session_id
         await s.reauthenticate()
