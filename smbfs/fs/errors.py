@@ -1,0 +1,40 @@
+"""Errors of the FUSE layer and the one place NTSTATUS becomes errno."""
+
+from __future__ import annotations
+
+import errno
+import logging
+
+import pyfuse3
+
+from smbfs.client.errors import ConnectionLostError, SMBError
+from smbfs.proto.ntstatus import errno_for_status
+
+log = logging.getLogger(__name__)
+
+
+class MountError(Exception):
+    """The mount cannot start for a local reason (mount point missing or not
+    a directory, subdirectory missing on the share): one line for the CLI."""
+
+
+def to_fuse_error(exc: BaseException, what: str = "") -> pyfuse3.FUSEError:
+    """Turn an engine exception into the FUSEError the kernel gets."""
+    if isinstance(exc, pyfuse3.FUSEError):
+        return exc
+    if isinstance(exc, SMBError):
+        err = errno_for_status(exc.status)
+        if err == errno.EIO:
+            # EIO is also what unmapped statuses become: name it so the gap
+            # can be filled in the table.
+            log.warning("%s: %s -> EIO", what, exc.status_name)
+        else:
+            log.debug("%s: %s -> %s", what, exc.status_name, errno.errorcode.get(err, err))
+        return pyfuse3.FUSEError(err)
+    if isinstance(exc, ConnectionLostError):
+        log.error("%s: connection lost: %s", what, exc)
+        return pyfuse3.FUSEError(errno.EIO)
+    if isinstance(exc, OSError) and exc.errno:
+        return pyfuse3.FUSEError(exc.errno)
+    log.exception("%s: unexpected error", what, exc_info=exc)
+    return pyfuse3.FUSEError(errno.EIO)
