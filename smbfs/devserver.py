@@ -627,10 +627,10 @@ class PrivateSamba:
         """An interactive smbclient kept connected for the ``with`` body.
 
         Commands go to ``proc.stdin`` (one per line). With ``wait``, entering
-        the block waits (bounded) until smbstatus shows one more tree connect
-        than before, so the session is certainly established.
+        the block waits (bounded) until smbstatus shows a tree connect that
+        was not there before, so the session is certainly established.
         """
-        before = len(self._tcons()) if wait else 0
+        before = set(self._tcons()) if wait else set()
         proc = subprocess.Popen(
             self.smbclient_args(share, user, extra_args, port),
             stdin=subprocess.PIPE,
@@ -642,7 +642,8 @@ class PrivateSamba:
         try:
             if wait:
                 deadline = time.monotonic() + timeout
-                while len(self._tcons()) <= before:
+                # A new tree connect id, not a count: others may disconnect meanwhile.
+                while not set(self._tcons()) - before:
                     if proc.poll() is not None:
                         out = proc.stdout.read() if proc.stdout else ""
                         raise SambaError(f"smbclient exited with {proc.returncode}: {out}")
