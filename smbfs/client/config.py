@@ -46,6 +46,22 @@ class ClientConfig:
     # treated as malformed input (8 MiB LARGE_MTU payload + headers + slack).
     max_frame_size: int = 16 * 1024 * 1024 + 4096
 
+    def __post_init__(self) -> None:
+        # Fail at configuration time, with the field's name, rather than as
+        # an obscure protocol error later.
+        if self.auth not in ("ntlm", "kerberos", "guest", "anonymous"):
+            raise ValueError(f"auth must be ntlm, kerberos, guest or anonymous, not {self.auth!r}")
+        if not 0 < self.port < 65536:
+            raise ValueError(f"port {self.port} out of range")
+        if self.min_dialect > self.max_dialect:
+            raise ValueError(f"min_dialect {self.min_dialect.name} is above "
+                             f"max_dialect {self.max_dialect.name}")
+        for name in ("echo_interval", "request_timeout", "connect_timeout"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive")
+        if self.max_in_flight < 1:
+            raise ValueError("max_in_flight must be at least 1")
+
     @property
     def target_name(self) -> str:
         return self.server_name or self.host

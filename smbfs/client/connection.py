@@ -62,7 +62,7 @@ from smbfs.proto.negotiate import (
     PreauthIntegrityCapabilities,
     SigningCapabilities,
 )
-from smbfs.proto.ntstatus import NTStatus
+from smbfs.proto.ntstatus import NTStatus, status_name
 from smbfs.proto.simple import CancelRequest, EchoRequest
 
 log = logging.getLogger(__name__)
@@ -306,7 +306,9 @@ class Connection:
         sent: list[bytes] = []
         [resp] = await self.transact([request], sent=sent)
         if resp.status != NTStatus.STATUS_SUCCESS:
-            raise NegotiateError(f"NEGOTIATE failed with status 0x{resp.status:08X}")
+            self.close()
+            raise NegotiateError(f"NEGOTIATE failed: {status_name(resp.status)} "
+                                 f"(0x{resp.status:08X}); offered {[d.name for d in dialects]}")
         try:
             body = NegotiateResponse.decode(resp.msg)
         except DecodeError as e:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import trio
 from conn_util import config_for, pattern, tree_connect, write_read_close
 
 from smbfs.client import NegotiateError, open_session
@@ -47,8 +48,14 @@ async def test_default_range_picks_311_with_gcm_and_preauth(samba: Any) -> None:
 
 
 async def test_empty_dialect_range_is_rejected(samba: Any) -> None:
-    cfg = config_for(samba, min_dialect=Dialect.SMB3_1_1, max_dialect=Dialect.SMB3_0)
-    with pytest.raises(NegotiateError):
+    with pytest.raises(ValueError, match="min_dialect"):
+        config_for(samba, min_dialect=Dialect.SMB3_1_1, max_dialect=Dialect.SMB3_0)
+
+
+async def test_server_without_our_dialects(fresh_samba: Any) -> None:
+    server = fresh_samba(global_options={"server min protocol": "SMB3_11"})
+    cfg = config_for(server, max_dialect=Dialect.SMB3_0_2)
+    with trio.fail_after(10), pytest.raises(NegotiateError, match="STATUS_NOT_SUPPORTED"):
         async with open_session(cfg):
             pass
 

@@ -201,3 +201,19 @@ async def test_tampered_encrypted_response_drops_connection(
             await write_read_close(s, tree, "tampered-sealed.bin", b"z" * 100)
         assert tamper.done.is_set()
         assert not s.connection.alive
+
+
+@pytest.mark.parametrize("opts", [{}, {"require_signing": True}, {"require_encryption": True},
+                                  {"require_signing": True, "max_dialect": Dialect.SMB3_0_2}],
+                         ids=["plain", "gmac", "gcm", "cmac"])
+async def test_largest_messages(samba: Any, opts: dict[str, Any]) -> None:
+    """One WRITE and one READ of the negotiated maximum (8 MiB on Samba:
+    CreditCharge 128), signed or sealed as a whole."""
+    async with open_session(config_for(samba, **opts)) as s:
+        neg = s.connection.negotiated
+        assert neg is not None
+        size = min(neg.max_write_size, neg.max_read_size)
+        assert size >= 1 << 20
+        tree = await tree_connect(s, samba.shares.rw)
+        data = pattern(size, seed=11)
+        assert await write_read_close(s, tree, "largest.bin", data) == data
