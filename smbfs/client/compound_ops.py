@@ -60,7 +60,7 @@ def _create(tree: Tree, path: str, access: int, *, disposition: int = CreateDisp
     oplock = OplockLevel.SMB2_OPLOCK_LEVEL_NONE
     table = _tables.get(tree.session)
     if table is not None:
-        lease = table.lease_for_path(tree.tree_id, path)
+        lease = table.lease_for_path(tree.share_name, path)
         if lease is not None and lease.opens:
             oplock = OplockLevel.SMB2_OPLOCK_LEVEL_LEASE
             # Ask for exactly what we hold: same key, no upgrade, no break.

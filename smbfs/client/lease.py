@@ -45,6 +45,7 @@ from smbfs.proto.oplock_break import (
 if TYPE_CHECKING:
     from smbfs.client.open import Open
     from smbfs.client.session import Session
+    from smbfs.client.tree import Tree
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +83,7 @@ class Lease:
 
     key: bytes
     path: str
-    tree_id: int
+    tree: Tree  # the acknowledgment goes through it (TreeId, sealing)
     version: int = 0  # 0 until granted; then 1 (SMB 2.1) or 2 (SMB 3.x)
     state: int = 0
     epoch: int = 0
@@ -117,7 +118,10 @@ class LeaseTable:
     def __init__(self, session: Session) -> None:
         self._session = session
         self._leases: dict[bytes, Lease] = {}
-        self._keys: dict[tuple[int, str], bytes] = {}
+        # (share, lower-cased path) -> lease key. Keyed by share name, not
+        # TreeId, so the key survives a tree reconnect (3.2.4.3 keys the
+        # GlobalFileTable by server\\share\\path).
+        self._keys: dict[tuple[str, str], bytes] = {}
         self._oplock_opens: dict[FileId, Open] = {}
         self._subscribers: list[BreakSubscriber] = []
         send, recv = trio.open_memory_channel[tuple[Smb2Header, bytes]](math.inf)
@@ -141,9 +145,9 @@ class LeaseTable:
 
     # ---------------------------------------------------------------- lookups
 
-    def lease_key_for(self, tree_id: int, path: str) -> bytes:
-        """The stable lease key of ``path`` on a tree (3.2.4.3 File.LeaseKey)."""
-        k = (tree_id, path.lower())
+    def lease_key_for(self, share: str, path: str) -> bytes:
+        """The stable lease key of ``path`` on a share (3.2.4.3 File.LeaseKey)."""
+        k = (share.lower(), path.lower())
         key = self._keys.get(k)
         if key is None:
             key = os.urandom(16)
@@ -153,8 +157,8 @@ class LeaseTable:
     def lease(self, key: bytes) -> Lease | None:
         return self._leases.get(key)
 
-    def lease_for_path(self, tree_id: int, path: str) -> Lease | None:
-        key = self._keys.get((tree_id, path.lower()))
+    def lease_for_path(self, share: str, path: str) -> Lease | None:
+        key = self._keys.get((share.lower(), path.lower()))
         return None if key is None else self._leases.get(key)
 
     def subscribe(self, fn: BreakSubscriber) -> Callable[[], None]:
@@ -174,11 +178,13 @@ class LeaseTable:
 
     # ------------------------------------------------------ open bookkeeping
 
-    def begin_create(self, tree_id: int, path: str, key: bytes) -> Lease:
+    def begin_create(self, tree: Tree, path: str, key: bytes) -> Lease:
         lease = self._leases.get(key)
         if lease is None:
-            lease = Lease(key=key, path=path, tree_id=tree_id)
+            lease = Lease(key=key, path=path, tree=tree)
             self._leases[key] = lease
+        else:
+            lease.tree = tree
         lease.pending += 1
         if lease.settled.is_set():
             lease.settled = trio.Event()
@@ -291,7 +297,7 @@ class LeaseTable:
         # ack then costs at most an error status, a missing one would stall
         # the other client for the server's break timeout.
         ack = LeaseBreakAcknowledgment(lease_key=brk.lease_key, lease_state=brk.new_lease_state)
-        await self._ack(ack, lease.tree_id, lease)
+        await self._ack(ack, lease.tree, lease)
 
     async def _oplock_break(self, brk: OplockBreakNotification) -> None:
         opened = self._oplock_opens.get(brk.file_id)
@@ -311,14 +317,14 @@ class LeaseTable:
         opened.oplock_level = brk.oplock_level
         ack = OplockBreakAcknowledgment(oplock_level=brk.oplock_level, file_id=brk.file_id)
         try:
-            await self._ack(ack, opened.tree.tree_id, None)
+            await self._ack(ack, opened.tree, None)
         except SMBError:
             opened.oplock_level = OplockLevel.SMB2_OPLOCK_LEVEL_NONE
 
     async def _ack(self, ack: LeaseBreakAcknowledgment | OplockBreakAcknowledgment,
-                   tree_id: int, lease: Lease | None) -> None:
+                   tree: Tree, lease: Lease | None) -> None:
         try:
-            await self._session.request(ack, tree_id=tree_id)
+            await tree.request(ack)
         except SMBError as e:
             # E.g. STATUS_UNSUCCESSFUL when the lease went away with a close
             # that crossed the break: nothing left to acknowledge.

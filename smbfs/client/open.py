@@ -302,7 +302,7 @@ class Open:
         requested_oplock = OplockLevel.SMB2_OPLOCK_LEVEL_NONE if oplock is None else oplock
         if want_state:
             table = LeaseTable.for_session(session)
-            lease_key = table.lease_key_for(tree.tree_id, path)
+            lease_key = table.lease_key_for(tree.share_name, path)
             requested_oplock = OplockLevel.SMB2_OPLOCK_LEVEL_LEASE
             if dialect.is_smb3:
                 ctxs.append(CreateRequestLeaseV2(lease_key=lease_key, lease_state=want_state))
@@ -328,7 +328,7 @@ class Open:
             impersonation_level=impersonation, create_contexts=ctxs,
         )
         if table is not None:
-            lease_rec = table.begin_create(tree.tree_id, path, lease_key)
+            lease_rec = table.begin_create(tree, path, lease_key)
         opened: Open | None = None
         granted: int | None = None
         epoch = 0

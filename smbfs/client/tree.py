@@ -79,7 +79,9 @@ class Tree:
         if not self.connected:
             return
         self.connected = False
-        await self.session.request(TreeDisconnectRequest(), tree_id=self.tree_id)
+        # On a share that demands encryption, the disconnect is sealed too.
+        await self.session.request(TreeDisconnectRequest(), tree_id=self.tree_id,
+                                   encrypt=self._encrypt)
 
     async def __aenter__(self) -> Tree:
         return self

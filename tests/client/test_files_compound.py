@@ -138,3 +138,20 @@ async def test_create_options_directory(samba: Any) -> None:
             await tree.create(d, options=CreateOptions.FILE_NON_DIRECTORY_FILE)
         assert e.value.status == NTStatus.STATUS_FILE_IS_A_DIRECTORY
         await tree.rmdir(d)
+
+
+async def test_tree_connect_errors_and_share_facts(samba: Any) -> None:
+    async with open_session(config_for(samba)) as session:
+        with pytest.raises(SMBError) as e:
+            await Tree.connect(session, "no-such-share")
+        assert e.value.status == NTStatus.STATUS_BAD_NETWORK_NAME
+        tree = await session.tree_connect(f"\\\\{samba.host}\\readonly")
+        assert tree.share_name == "readonly" and tree.is_disk and not tree.encrypt_data
+        with pytest.raises(SMBError) as e:
+            await tree.create(unique("ro"), disposition=CreateDisposition.FILE_CREATE)
+        assert e.value.status == NTStatus.STATUS_ACCESS_DENIED
+        await tree.disconnect()
+        await tree.disconnect()  # idempotent
+        enc = await session.tree_connect("encrypted")
+        assert enc.encrypt_data
+        await enc.disconnect()

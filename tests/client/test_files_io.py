@@ -263,6 +263,8 @@ async def test_encrypted_share_io(samba: Any) -> None:
             await f.write(0, data)
             assert await f.read(0, len(data)) == data
         await tree.unlink(name)
+        await tree.disconnect()  # sealed as well, or the server refuses it
+        assert not tree.connected
 
 
 async def test_pipelined_write_failure_is_a_plain_smberror(samba: Any) -> None:

@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
 import trio
 
 from smbfs.client import ClientConfig, open_session
@@ -91,9 +92,11 @@ async def test_smbclient_write_breaks_our_lease(samba: Any, tmp_path: Path) -> N
         await tree.unlink(name)
 
 
-async def test_second_engine_session_open_is_not_left_hanging(samba: Any) -> None:
+@pytest.mark.parametrize("share", ["share", "encrypted"])
+async def test_second_engine_session_open_is_not_left_hanging(samba: Any, share: str) -> None:
+    """On the encrypted share the acknowledgment must be sealed too."""
     name = unique()
-    async with tree_on(samba) as a, tree_on(samba) as b:
+    async with tree_on(samba, share) as a, tree_on(samba, share) as b:
         fa = await a.create(name, disposition=CreateDisposition.FILE_CREATE)
         await fa.write(0, b"x" * 1000)
         assert fa.lease_state == 0x7
