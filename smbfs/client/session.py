@@ -57,8 +57,9 @@ log = logging.getLogger(__name__)
 _SUCCESS: Final = int(NTStatus.STATUS_SUCCESS)
 _MORE: Final = int(NTStatus.STATUS_MORE_PROCESSING_REQUIRED)
 _EXPIRED: Final = int(NTStatus.STATUS_NETWORK_SESSION_EXPIRED)
-# Statuses of a failed logon that mean "these credentials are wrong" (as
-# opposed to a transport or protocol failure).
+_SIGNED: Final = int(HeaderFlags.SMB2_FLAGS_SIGNED)
+# A SPNEGO exchange takes 2-3 legs; a server that keeps asking for more is
+# broken or hostile, and the loop must end.
 _MAX_SETUP_LEGS: Final = 16
 
 
@@ -363,8 +364,8 @@ class Session:
         signer = Signer(neg.signing_algorithm, keys.signing_key)
         # [MS-SMB2] 3.2.5.3.1: the final response of a 3.1.1 session setup
         # is signed and must verify; in older dialects verify it if signed.
-        if resp.header.flags & 0x8 or neg.dialect == Dialect.SMB3_1_1:
-            if not resp.header.flags & 0x8:
+        if resp.header.flags & _SIGNED or neg.dialect == Dialect.SMB3_1_1:
+            if not resp.header.flags & _SIGNED:
                 conn.handle_protocol_error("final SESSION_SETUP response is not signed")
                 raise ConnectionLostError("final SESSION_SETUP response is not signed")
             if not signer.verify(resp.msg):
