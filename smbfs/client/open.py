@@ -258,7 +258,7 @@ class Open:
         durable: bool = True,
         oplock: int | None = None,
         impersonation: int = ImpersonationLevel.Impersonation,
-        query_on_disk_id: bool = False,
+        query_on_disk_id: bool = True,
         contexts: Sequence[AnyCreateContext] = (),
     ) -> Open:
         """SMB2 CREATE ([MS-SMB2] 3.2.4.3).
@@ -272,6 +272,7 @@ class Open:
         3.2.4.3.5). On 2.0.2 neither is asked. ``oplock`` overrides the
         requested oplock level when no lease is asked. The server's answer
         decides: :attr:`lease` and :attr:`durable` say what was granted.
+        ``query_on_disk_id`` asks for QFid so ``info.file_id`` is set.
         """
         path = _normalize(path)
         session = tree.session
@@ -319,7 +320,9 @@ class Open:
                 ))
             elif dialect == Dialect.SMB2_1:
                 ctxs.append(CreateDurableHandleRequest())
-        if query_on_disk_id:
+        if query_on_disk_id and tree.is_disk:
+            # The file id comes back with the open: the FUSE layer's inode
+            # number without another round trip (3.2.4.3.10).
             ctxs.append(CreateQueryOnDiskIdRequest())
         request = CreateRequest(
             name=path, desired_access=desired_access, file_attributes=attributes,
@@ -672,11 +675,10 @@ class Open:
                     payload_size=out_len,
                 )
             except SMBError as e:
-                if e.status in (_S.STATUS_NO_MORE_FILES, _S.STATUS_NO_SUCH_FILE) and (
-                        e.status == _S.STATUS_NO_MORE_FILES or not flags):
+                # NO_MORE_FILES ends a listing; NO_SUCH_FILE is the first
+                # answer when nothing matches the pattern (3.3.5.18).
+                if e.status in (_S.STATUS_NO_MORE_FILES, _S.STATUS_NO_SUCH_FILE):
                     return
-                if e.status == _S.STATUS_NO_SUCH_FILE:
-                    return  # nothing matches the pattern
                 raise
             flags = 0
             out = QueryDirectoryResponse.decode(resp.msg).output

@@ -284,3 +284,50 @@ async def test_pipelined_write_failure_is_a_plain_smberror(samba: Any) -> None:
         finally:
             await f.close()
             await tree.unlink(name)
+
+
+async def test_blocking_lock_waits_and_can_be_cancelled(samba: Any) -> None:
+    """A waiting lock pends at the server (interim response); cancelling it
+    returns promptly, and an unlock by the holder grants a waiting one."""
+    import trio
+
+    name = unique("wait")
+    async with tree_on(samba) as tree:
+        a = await tree.create(name, disposition=CreateDisposition.FILE_CREATE)
+        b = await tree.create(name, lease=False)
+        try:
+            await a.lock(0, 10)
+            with trio.move_on_after(0.5) as scope:
+                await b.lock(0, 10, wait=True)
+            assert scope.cancelled_caught
+            async with trio.open_nursery() as nursery:
+                granted = trio.Event()
+
+                async def waiter() -> None:
+                    await b.lock(0, 10, wait=True)
+                    granted.set()
+
+                nursery.start_soon(waiter)
+                with trio.fail_after(10):
+                    while b.in_flight == 0:
+                        await trio.sleep(0.01)
+                    await trio.sleep(0.2)  # let it reach the server and pend
+                    assert not granted.is_set()
+                    await a.unlock(0, 10)
+                    await granted.wait()
+            await b.unlock(0, 10)
+        finally:
+            await a.close()
+            await b.close()
+            await tree.unlink(name)
+
+
+async def test_query_on_disk_id_matches_internal_information(samba: Any) -> None:
+    name = unique("qfid")
+    async with tree_on(samba) as tree:
+        async with await tree.create(name, disposition=CreateDisposition.FILE_CREATE,
+                                     query_on_disk_id=True) as f:
+            assert f.info.file_id is not None and f.info.file_id == f.disk_file_id
+            assert (await f.query_attributes()).file_id == f.disk_file_id
+            assert (await tree.stat(name)).file_id == f.disk_file_id
+        await tree.unlink(name)
