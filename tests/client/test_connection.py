@@ -360,3 +360,26 @@ def test_duplicate_response_drops() -> None:
     assert p.response is not None and conn.alive
     _deliver(conn, frame)  # MessageId 5 is no longer outstanding
     assert not conn.alive
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.binary(min_size=1, max_size=600))
+async def test_random_bytes_on_the_wire_end_in_connection_lost(data: bytes) -> None:
+    """The whole receive path (framing + dispatch) on a real socket: random
+    bytes then EOF; the receiver ends, the connection is dead, the pending
+    request fails with ConnectionLostError, within a bound."""
+    a, b = trio.socket.socketpair()
+    conn = Connection(ClientConfig(host="127.0.0.1", echo_interval=30),
+                      Transport(a, max_frame=1 << 20))
+    p = PendingRequest(message=EchoRequest(), message_id=5, charge=1, session_id=0,
+                       tree_id=0, flags=0, encrypted=False)
+    conn._pending[5] = p
+    with trio.fail_after(5):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(conn._run_tasks)
+            await b.send(data)
+            b.close()
+            await conn.closed_event.wait()
+    assert not conn.alive
+    assert p.response is None or bytes(p.response.msg[:4]) == b"\xfeSMB"
+    assert p.event.is_set()
