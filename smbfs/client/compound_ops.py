@@ -37,7 +37,13 @@ from smbfs.proto.create_contexts import (
 )
 from smbfs.proto.fileid import RELATED
 from smbfs.proto.fscc.attributes import FileInformationClass
-from smbfs.proto.fscc.file_info import FileDispositionInformation, FileRenameInformation
+from smbfs.proto.fscc.file_info import (
+    FileBasicInformation,
+    FileDispositionInformation,
+    FileEndOfFileInformation,
+    FileRenameInformation,
+)
+from smbfs.proto.fscc.time import ns_to_filetime
 from smbfs.proto.info import InfoType, QueryInfoRequest, QueryInfoResponse, SetInfoRequest
 from smbfs.proto.message import Message
 from smbfs.proto.ntstatus import NTStatus
@@ -166,3 +172,35 @@ async def mkdir(tree: Tree, path: str) -> FileInfo:
         body.end_of_file, body.allocation_size, body.file_attributes,
         name=path.rsplit("\\", 1)[-1],
     )
+
+
+async def set_info(tree: Tree, path: str, info_class: int, buffer: bytes, *,
+                   access: int) -> None:
+    """CREATE(``access``) + SET_INFO(``info_class``) + CLOSE: setattr on a
+    path nobody holds open, in one round trip."""
+    path = _normalize(path)
+    create = _create(tree, path, access | AccessMask.SYNCHRONIZE)
+    setinfo = SetInfoRequest(
+        info_type=InfoType.SMB2_0_INFO_FILE, file_info_class=info_class,
+        file_id=RELATED, buffer=buffer,
+    )
+    await _chain(tree, [create, setinfo, CloseRequest(file_id=RELATED)])
+
+
+async def truncate(tree: Tree, path: str, size: int) -> None:
+    """Set the end of file of ``path`` (truncate or extend)."""
+    await set_info(tree, path, FileInformationClass.FileEndOfFileInformation,
+                   FileEndOfFileInformation(size).encode(),
+                   access=AccessMask.FILE_WRITE_DATA)
+
+
+async def set_basic(tree: Tree, path: str, *, creation_ns: int | None = None,
+                    access_ns: int | None = None, write_ns: int | None = None,
+                    change_ns: int | None = None, attributes: int = 0) -> None:
+    """Times (unix ns; None leaves one as it is) and attributes (0 leaves them)."""
+    info = FileBasicInformation(
+        ns_to_filetime(creation_ns), ns_to_filetime(access_ns), ns_to_filetime(write_ns),
+        ns_to_filetime(change_ns), attributes,
+    )
+    await set_info(tree, path, FileInformationClass.FileBasicInformation, info.encode(),
+                   access=AccessMask.FILE_WRITE_ATTRIBUTES)

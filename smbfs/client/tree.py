@@ -176,5 +176,31 @@ class Tree:
 
         return await mkdir(self, path)
 
+    async def truncate(self, path: str, size: int) -> None:
+        """Set the size of ``path`` in one round trip (create+set-info+close)."""
+        from smbfs.client.compound_ops import truncate
+
+        await truncate(self, path, size)
+
+    async def set_times(self, path: str, **kwargs: Any) -> None:
+        """Set times/attributes of ``path`` in one round trip; see
+        :func:`smbfs.client.compound_ops.set_basic`."""
+        from smbfs.client.compound_ops import set_basic
+
+        await set_basic(self, path, **kwargs)
+
+    async def listdir(self, path: str = "", pattern: str = "*") -> list[FileInfo]:
+        """Every entry of a directory (without "." and "..") as FileInfo."""
+        from smbfs.client.open import Open
+        from smbfs.proto.create import AccessMask, CreateOptions
+
+        d = await Open.create(
+            self, path, desired_access=AccessMask.FILE_LIST_DIRECTORY
+            | AccessMask.FILE_READ_ATTRIBUTES | AccessMask.SYNCHRONIZE,
+            options=CreateOptions.FILE_DIRECTORY_FILE,
+        )
+        async with d:
+            return await d.list_directory(pattern)
+
     def __repr__(self) -> str:
         return f"<Tree {self.share_name!r} id={self.tree_id:#x}>"

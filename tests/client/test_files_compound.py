@@ -155,3 +155,24 @@ async def test_tree_connect_errors_and_share_facts(samba: Any) -> None:
         enc = await session.tree_connect("encrypted")
         assert enc.encrypt_data
         await enc.disconnect()
+
+
+async def test_setattr_by_path_in_one_round_trip_and_listdir(samba: Any) -> None:
+    d = unique("attrs")
+    async with tree_on(samba) as tree:
+        await tree.mkdir(d)
+        f = f"{d}/file"
+        h = await tree.create(f, disposition=CreateDisposition.FILE_CREATE)
+        await h.write(0, b"z" * 5000)
+        await h.close()
+        _, sent, _ = await round_trips(tree, tree.truncate(f, 10))
+        assert sent == 1 and (await tree.stat(f)).size == 10
+        when = 1_500_000_000_000_000_000
+        _, sent, _ = await round_trips(tree, tree.set_times(f, write_ns=when, access_ns=when))
+        st = await tree.stat(f)
+        assert sent == 1 and st.write_ns == when and st.access_ns == when
+        listing = await tree.listdir(d)
+        assert [(i.name, i.size, i.write_ns) for i in listing] == [("file", 10, when)]
+        await tree.unlink(f)
+        assert await tree.listdir(d) == []
+        await tree.rmdir(d)
