@@ -59,6 +59,7 @@ from smbfs.proto.negotiate import (
     HashAlgorithm,
     NegotiateRequest,
     NegotiateResponse,
+    NetnameNegotiateContextId,
     PreauthIntegrityCapabilities,
     SigningCapabilities,
 )
@@ -297,6 +298,9 @@ class Connection:
                                              salt=os.urandom(32)),
                 EncryptionCapabilities(ciphers=[int(c) for c in CIPHER_PREFERENCE]),
                 SigningCapabilities(signing_algorithms=[int(a) for a in SIGNING_PREFERENCE]),
+                # The name the client used for the server (2.2.3.1.4): lets
+                # a clustered or multi-homed server tell which one it is.
+                NetnameNegotiateContextId(net_name=cfg.target_name),
             ]
         request = NegotiateRequest(
             dialects=[int(d) for d in dialects], security_mode=int(security_mode),
