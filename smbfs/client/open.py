@@ -332,6 +332,10 @@ class Open:
         )
         if table is not None:
             lease_rec = table.begin_create(tree, path, lease_key)
+        elif requested_oplock != OplockLevel.SMB2_OPLOCK_LEVEL_NONE:
+            # Registers the break handler before any break for this open can
+            # arrive (it may follow the CREATE response immediately).
+            LeaseTable.for_session(session)
         opened: Open | None = None
         granted: int | None = None
         epoch = 0
