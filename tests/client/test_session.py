@@ -170,3 +170,30 @@ async def test_many_requests_in_flight(samba: Any) -> None:
         assert all(results[i] == pattern(70_000, seed=100 + i) for i in range(40))
         assert s.connection.peak_in_flight > 10
         assert s.connection.credits.available > 40  # the window grew past one credit
+
+
+async def test_small_credit_window_queues_requests(
+    samba: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the client asking for a window of only 8 credits, 30 concurrent
+    4-credit requests wait their turn for credits and all complete."""
+    import smbfs.client.connection as connection_module
+    from smbfs.client.credits import CreditWindow
+
+    monkeypatch.setattr(connection_module, "CreditWindow",
+                        lambda: CreditWindow(initial=1, target=8))
+    async with open_session(config_for(samba)) as s:
+        tree = await tree_connect(s, samba.shares.rw)
+        assert s.connection.credits.available <= 16
+        results: dict[int, bytes] = {}
+
+        async def one(i: int) -> None:
+            data = pattern(200_000, seed=500 + i)  # CreditCharge 4 each
+            results[i] = await write_read_close(s, tree, f"small-window-{i}.bin", data)
+
+        with trio.fail_after(30):
+            async with trio.open_nursery() as nursery:
+                for i in range(30):
+                    nursery.start_soon(one, i)
+        assert all(results[i] == pattern(200_000, seed=500 + i) for i in range(30))
+        assert s.connection.credits.granted_total < 200
