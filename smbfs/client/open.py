@@ -204,7 +204,8 @@ class Open:
     ``lease`` (the :class:`~smbfs.client.lease.Lease` the server granted, or
     None), ``lease_state``, ``durable`` (the server granted a durable handle),
     ``durable_v2``, ``create_guid`` (kept for a durable v2 reconnect),
-    ``peak_in_flight``.
+    ``request`` (the CREATE sent, for a reopen), ``peak_in_flight`` (the most
+    requests this handle had on the wire at once), ``requests``.
     """
 
     def __init__(self, tree: Tree, path: str, response: CreateResponse,
@@ -235,9 +236,10 @@ class Open:
         assert neg is not None
         large = bool(neg.capabilities & GlobalCapabilities.SMB2_GLOBAL_CAP_LARGE_MTU) and \
             neg.dialect != Dialect.SMB2_0_2
+        # Per-request sizes; callers (the benchmark, tests) may lower them.
         cap = DEFAULT_CHUNK if large else SMALL_MTU
-        self.max_read = max(1, min(neg.max_read_size, cap if large else SMALL_MTU))
-        self.max_write = max(1, min(neg.max_write_size, cap if large else SMALL_MTU))
+        self.max_read = max(1, min(neg.max_read_size, cap))
+        self.max_write = max(1, min(neg.max_write_size, cap))
         self.max_transact = max(1, min(neg.max_transact_size, _MIB if large else SMALL_MTU))
         self.max_in_flight = max(1, session.config.max_in_flight)
 
