@@ -51,6 +51,7 @@ class CreditWindow:
         self.available = initial
         self.target = target
         self.granted_total = initial
+        self.waits = 0  # instrumentation: acquisitions that had to wait
         self._waiters: collections.deque[_Waiter] = collections.deque()
         self._closed: BaseException | None = None
 
@@ -106,6 +107,7 @@ class CreditWindow:
             return mid
         waiter = _Waiter(charge)
         self._waiters.append(waiter)
+        self.waits += 1
         try:
             await waiter.event.wait()
         except trio.Cancelled:

@@ -196,4 +196,4 @@ async def test_small_credit_window_queues_requests(
                 for i in range(30):
                     nursery.start_soon(one, i)
         assert all(results[i] == pattern(200_000, seed=500 + i) for i in range(30))
-        assert s.connection.credits.granted_total < 200
+        assert s.connection.credits.waits > 0  # requests did queue for credits
