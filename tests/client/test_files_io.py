@@ -331,3 +331,28 @@ async def test_query_on_disk_id_matches_internal_information(samba: Any) -> None
             assert (await f.query_attributes()).file_id == f.disk_file_id
             assert (await tree.stat(name)).file_id == f.disk_file_id
         await tree.unlink(name)
+
+
+async def test_cancelled_pipelined_read_leaves_connection_usable(samba: Any) -> None:
+    import trio
+
+    name = unique("cancelread")
+    data = piece(9, 0, 32 * MIB)
+    async with tree_on(samba) as tree:
+        async with await tree.create(name, disposition=CreateDisposition.FILE_CREATE) as f:
+            await f.write(0, data)
+            f.max_read = 256 * 1024  # many chunks in flight
+            conn = tree.session.connection
+            with trio.move_on_after(10) as scope:
+                async with trio.open_nursery() as n:
+                    n.start_soon(f.read, 0, len(data))
+                    while f.in_flight < 2:
+                        await trio.sleep(0)
+                    n.cancel_scope.cancel()
+            assert not scope.cancelled_caught  # the cancel itself was prompt
+            # Every later request works, and the whole file still reads back.
+            with trio.fail_after(20):
+                for _ in range(3):
+                    assert await f.read(0, len(data)) == data
+            assert conn.alive and f.in_flight == 0
+        await tree.unlink(name)
