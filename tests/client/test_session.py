@@ -130,8 +130,11 @@ async def test_ok_statuses_and_warning(samba: Any) -> None:
         assert resp.status == NTStatus.STATUS_OBJECT_NAME_NOT_FOUND
 
 
-async def test_related_compound_create_close(samba: Any) -> None:
-    async with open_session(config_for(samba, require_signing=True)) as s:
+@pytest.mark.parametrize("opts", [{}, {"require_signing": True}, {"require_encryption": True},
+                                  {"require_signing": True, "max_dialect": Dialect.SMB2_1}],
+                         ids=["plain", "signed", "sealed", "signed-smb21"])
+async def test_related_compound_create_close(samba: Any, opts: dict[str, Any]) -> None:
+    async with open_session(config_for(samba, **opts)) as s:
         tree = await tree_connect(s, samba.shares.rw)
         create = CreateRequest(
             name="compound.txt",
