@@ -22,6 +22,7 @@ import logging
 import math
 import os
 import weakref
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -124,6 +125,8 @@ class LeaseTable:
         self._keys: dict[tuple[str, str], bytes] = {}
         self._oplock_opens: dict[FileId, Open] = {}
         self._subscribers: list[BreakSubscriber] = []
+        self._queues: dict[bytes | FileId, deque[OplockBreakNotification
+                                                 | LeaseBreakNotification]] = {}
         send, recv = trio.open_memory_channel[tuple[Smb2Header, bytes]](math.inf)
         self._send = send
         self._recv = recv
@@ -233,28 +236,50 @@ class LeaseTable:
             log.debug("break after the lease table closed: dropped")
 
     async def _run(self) -> None:
-        async with self._recv:
-            async for header, raw in self._recv:
+        """One worker per lease key (or FileId) drains that key's breaks in
+        arrival order: a subscriber slow to flush one file does not hold up
+        the acknowledgment of another, and two breaks of one lease stay in
+        order."""
+        async with self._recv, trio.open_nursery() as nursery:
+            async for _header, raw in self._recv:
                 try:
-                    await self._handle(header, memoryview(raw))
+                    brk = decode_break(memoryview(raw))
+                except DecodeError as e:
+                    log.warning("malformed OPLOCK_BREAK notification ignored: %s", e)
+                    self._signal_processed()
+                    continue
+                key: bytes | FileId = (brk.lease_key if isinstance(brk, LeaseBreakNotification)
+                                       else brk.file_id)
+                queue = self._queues.get(key)
+                if queue is None:
+                    self._queues[key] = deque([brk])
+                    nursery.start_soon(self._worker, key)
+                else:
+                    queue.append(brk)
+
+    def _signal_processed(self) -> None:
+        ev, self._processed = self._processed, trio.Event()
+        ev.set()
+
+    async def _worker(self, key: bytes | FileId) -> None:
+        queue = self._queues[key]
+        try:
+            while queue:
+                brk = queue[0]
+                try:
+                    if isinstance(brk, LeaseBreakNotification):
+                        await self._lease_break(brk)
+                    else:
+                        await self._oplock_break(brk)
                 except (ConnectionLostError, trio.ClosedResourceError):
                     log.debug("connection lost while acknowledging a break")
                 except Exception:  # a bad break must not kill the acknowledger
                     log.exception("failed to process an oplock/lease break")
                 finally:
-                    ev, self._processed = self._processed, trio.Event()
-                    ev.set()
-
-    async def _handle(self, header: Smb2Header, msg: memoryview) -> None:
-        try:
-            brk = decode_break(msg)
-        except DecodeError as e:
-            log.warning("malformed OPLOCK_BREAK notification ignored: %s", e)
-            return
-        if isinstance(brk, LeaseBreakNotification):
-            await self._lease_break(brk)
-        else:
-            await self._oplock_break(brk)
+                    queue.popleft()
+                    self._signal_processed()
+        finally:
+            del self._queues[key]
 
     async def _notify(self, event: BreakEvent) -> None:
         for fn in list(self._subscribers):

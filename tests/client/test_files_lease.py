@@ -170,3 +170,39 @@ async def test_oplock_break_acknowledged_on_smb202(samba: Any) -> None:
         await fb.close()
         await fa.close()
         await a.unlink(name)
+
+
+async def test_slow_subscriber_on_one_file_does_not_hold_up_another(samba: Any) -> None:
+    """The FUSE cache may take its time flushing one file before the ack; the
+    breaks of other files must still be acknowledged meanwhile."""
+    x, y = unique("x"), unique("y")
+    async with tree_on(samba) as a, tree_on(samba) as b:
+        fx = await a.create(x, disposition=CreateDisposition.FILE_CREATE)
+        fy = await a.create(y, disposition=CreateDisposition.FILE_CREATE)
+        assert fx.lease is not None
+        release = trio.Event()
+        seen: list[str | None] = []
+
+        async def slow_for_x(ev: BreakEvent) -> None:
+            seen.append(ev.path)
+            if ev.path == x:
+                await release.wait()
+
+        LeaseTable.for_session(a.session).subscribe(slow_for_x)
+        opened_x: list[Any] = []
+        with trio.fail_after(BOUND):
+            async with trio.open_nursery() as n:
+                async def open_x() -> None:
+                    opened_x.append(await b.create(x))
+
+                n.start_soon(open_x)
+                while x not in seen:  # X's break is being held by the subscriber
+                    await trio.sleep(0.01)
+                gy = await b.create(y)  # acknowledged although X's ack waits
+                assert not opened_x
+                release.set()
+        assert opened_x and fx.lease_state & 0x4 == 0 and fy.lease_state & 0x4 == 0
+        for h in (opened_x[0], gy, fx, fy):
+            await h.close()
+        await a.unlink(x)
+        await a.unlink(y)
