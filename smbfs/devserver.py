@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import json
 import logging
 import os
 import pwd
+import re
 import shutil
 import signal
 import socket
@@ -92,14 +94,41 @@ DURABLE_OPTIONS: Mapping[str, str] = {
 }
 
 
+@functools.cache
+def samba_version() -> tuple[int, int]:
+    """(major, minor) of the installed smbd, from ``smbd -V`` ("Version 4.17.12-Debian")."""
+    smbd = which_program("smbd")
+    if smbd is None:
+        raise SambaError(f"smbd not found: {INSTALL_HINT}")
+    out = subprocess.run(
+        [smbd, "-V"], capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL
+    ).stdout
+    m = re.search(r"Version (\d+)\.(\d+)", out)
+    if m is None:
+        raise SambaError(f"cannot parse the Samba version from {out!r}")
+    return int(m.group(1)), int(m.group(2))
+
+
+def encrypt_option() -> str:
+    """The per-share encryption parameter's name for the installed Samba.
+
+    Samba 4.14 renamed "smb encrypt" to "server smb encrypt" (the old name stays
+    an alias, but older servers know only the old one).
+    """
+    try:
+        new = samba_version() >= (4, 14)
+    except SambaError:
+        new = True
+    return "server smb encrypt" if new else "smb encrypt"
+
+
 def default_shares() -> tuple[Share, ...]:
     """The shares of the test servers: read-write, read-only, encrypted, small."""
     n = SHARE_NAMES
     return (
         Share(n.rw, {"read only": "no"}),
         Share(n.ro, {"read only": "yes"}),
-        # "server smb encrypt" is the Samba >= 4.15 name; "smb encrypt" is its alias.
-        Share(n.encrypted, {"read only": "no", "server smb encrypt": "required"}),
+        Share(n.encrypted, {"read only": "no", encrypt_option(): "required"}),
         Share(n.small, {"read only": "no"}, size_limit=SMALL_SHARE_BYTES),
     )
 
