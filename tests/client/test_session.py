@@ -200,3 +200,12 @@ async def test_small_credit_window_queues_requests(
                     nursery.start_soon(one, i)
         assert all(results[i] == pattern(200_000, seed=500 + i) for i in range(30))
         assert s.connection.credits.waits > 0  # requests did queue for credits
+
+
+async def test_domain_qualified_user(samba: Any) -> None:
+    """The domain goes into the NTLM AUTHENTICATE message; Samba's own
+    workgroup name (the default "WORKGROUP") is accepted for its local users."""
+    async with open_session(config_for(samba, domain="WORKGROUP")) as s:
+        names = {v["username"] for v in samba.smbstatus()["sessions"].values()
+                 if int(v["session_id"]) == s.session_id}
+        assert names == {samba.user.name}
