@@ -45,6 +45,10 @@ class SambaError(RuntimeError):
     """The private server could not be set up, started, queried or stopped."""
 
 
+class PortInUseError(SambaError):
+    """The requested port belongs to another process."""
+
+
 @dataclass(frozen=True)
 class User:
     name: str
@@ -312,10 +316,13 @@ class PrivateSamba:
                     break
                 except _PortTaken:
                     if not auto_port or attempt == 4:
-                        raise SambaError(f"port {self.port} is taken by another process") from None
+                        raise PortInUseError(
+                            f"port {self.port} is taken by another process"
+                        ) from None
                     log.info("port %d was taken, retrying with another", self.port)
-        except BaseException:
-            self.stop()
+        except BaseException as e:
+            # Keep config and log of a server that failed to start, for the post-mortem.
+            self.stop(keep_dir=isinstance(e, SambaError) and not isinstance(e, PortInUseError))
             raise
         log.info(
             "private smbd pid %d on %s:%d, dir %s",
@@ -475,6 +482,7 @@ class PrivateSamba:
     def _launch(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         logf = open(self.log_path, "ab")
+        log_start = logf.tell()  # the log is appended to across restarts
         try:
             self._proc = subprocess.Popen(
                 [
@@ -498,13 +506,19 @@ class PrivateSamba:
             if rc is not None:
                 self._proc = None
                 tail = self.log_tail()
-                if "Address already in use" in tail or "No sockets available" in tail:
+                if "Address already in use" in self.log_tail(since=log_start):
                     raise _PortTaken
                 raise SambaError(
                     f"smbd exited with status {rc} during start; log {self.log_path}:\n{tail}"
                 )
             if self._listening() and _can_connect(self.host, self.port):
                 return
+            if "Address already in use" in self.log_tail(20, since=log_start):
+                # smbd keeps running on whichever address it could bind (say ::1):
+                # not usable, and another process owns our port on the other one.
+                _terminate(self._proc.pid, self.config.stop_timeout, self._proc)
+                self._proc = None
+                raise _PortTaken
             if time.monotonic() > deadline:
                 tail = self.log_tail()
                 _terminate(self._proc.pid, self.config.stop_timeout, self._proc)
@@ -516,9 +530,10 @@ class PrivateSamba:
             time.sleep(0.05)
 
     def _listening(self) -> bool:
-        """True once *our* smbd owns a listening socket on the port (not a racing server)."""
+        """True once *our* smbd owns the listening socket clients use (not a racing server)."""
         assert self._proc is not None
-        return bool(_listening_inodes(self.port) & _socket_inodes(self._proc.pid))
+        ipv6 = ":" in self.host
+        return bool(_listening_inodes(self.port, ipv6) & _socket_inodes(self._proc.pid))
 
     def _prog(self, name: str) -> str:
         path = which_program(name)
@@ -538,11 +553,12 @@ class PrivateSamba:
 
     # -- inspection -------------------------------------------------------------
 
-    def log_tail(self, lines: int = 40) -> str:
+    def log_tail(self, lines: int = 40, since: int = 0) -> str:
+        """The last ``lines`` lines of smbd's log (written after byte ``since``)."""
         try:
             with open(self.log_path, "rb") as f:
                 f.seek(0, os.SEEK_END)
-                f.seek(max(0, f.tell() - 64 * 1024))
+                f.seek(max(since, f.tell() - 64 * 1024))
                 data = f.read().decode(errors="replace")
         except OSError as e:
             return f"(no log: {e})"
@@ -715,9 +731,9 @@ def _can_connect(host: str, port: int) -> bool:
         return False
 
 
-def _listening_inodes(port: int) -> set[int]:
+def _listening_inodes(port: int, ipv6: bool = False) -> set[int]:
     inodes: set[int] = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+    for table in ("/proc/net/tcp6",) if ipv6 else ("/proc/net/tcp",):
         try:
             with open(table) as f:
                 next(f)

@@ -184,3 +184,25 @@ def test_share_names_match_contract(samba: PrivateSamba, share: str) -> None:
     names = samba.shares
     assert share in (names.rw, names.ro, names.encrypted, names.small)
     assert samba.share_path(share).is_dir()
+
+
+def test_port_taken_is_detected_and_retried(monkeypatch: pytest.MonkeyPatch) -> None:
+    """smbd half-starts (on ::1 only) when 127.0.0.1:port is taken: never mistake the
+    other listener for ours; with an automatic port, retry on another one."""
+    import socket
+
+    import smbfs.devserver as devserver
+
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        taken = squatter.getsockname()[1]
+        with pytest.raises(devserver.PortInUseError):
+            PrivateSamba(devserver.SambaConfig(port=taken, start_timeout=10)).start()
+        ports = iter([taken])
+        real = devserver.free_port
+        monkeypatch.setattr(devserver, "free_port", lambda host: next(ports, None) or real(host))
+        with PrivateSamba() as server:
+            assert server.port != taken
+            r = server.smbclient(server.shares.rw, "ls")
+            assert r.returncode == 0, r.stdout + r.stderr
