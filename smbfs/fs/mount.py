@@ -3,26 +3,142 @@ it until unmounted or cancelled. The CLI (``mount.smbfs``) calls it."""
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
 from collections.abc import Callable
 
+import pyfuse3
+import trio
+
+from smbfs.client.client import open_session
 from smbfs.client.config import ClientConfig
+from smbfs.client.errors import SMBError
+from smbfs.client.tree import Tree
 from smbfs.fs.errors import MountError
+from smbfs.fs.operations import SmbOperations
 from smbfs.fs.options import FsOptions
+from smbfs.proto.ntstatus import errno_for_status
 
 log = logging.getLogger(__name__)
 
 __all__ = ["MountError", "serve"]
 
+# cifs.ko's default rasize is 4 MiB too; at this size the kernel sends 1 MiB
+# reads instead of 128 KiB ones (design notes: FUSE request sizes).
+READ_AHEAD_KB = 4096
+# Bound on the clean-up after unmount (close handles, disconnect, logoff)
+# when the server no longer answers.
+CLEANUP_TIMEOUT = 10.0
+
+
+def _check_mountpoint(mountpoint: str) -> str:
+    path = os.path.abspath(mountpoint)
+    if not os.path.exists(path):
+        raise MountError(f"mount point {mountpoint} does not exist")
+    if not os.path.isdir(path):
+        raise MountError(f"mount point {mountpoint} is not a directory")
+    return path
+
+
+def _subdir_path(subdir: str) -> str:
+    parts = [p for p in subdir.replace("\\", "/").split("/") if p and p != "."]
+    if ".." in parts:
+        raise MountError(f"subdirectory {subdir!r} may not contain '..'")
+    return "\\".join(parts)
+
+
+async def _check_subdir(tree: Tree, root: str, subdir: str, share: str) -> None:
+    if not root:
+        return
+    try:
+        info = await tree.stat(root)
+    except SMBError as e:
+        if errno_for_status(e.status) in (errno.ENOENT, errno.ENOTDIR):
+            raise MountError(f"{subdir}: no such directory on {share}") from None
+        raise
+    if not info.is_directory:
+        raise MountError(f"{subdir}: not a directory on {share}")
+
+
+def fuse_options(options: FsOptions) -> set[str]:
+    opts = set(pyfuse3.default_options)  # default_permissions
+    fsname = options.fsname.replace(",", "_")  # a comma would split the option
+    opts.add(f"fsname={fsname}")
+    opts.add("subtype=smbfs")
+    if options.allow_other:
+        opts.add("allow_other")
+    if options.read_only:
+        opts.add("ro")
+    if options.debug:
+        opts.add("debug")
+    return opts
+
+
+def raise_readahead(mountpoint: str) -> None:
+    """Let the kernel send 1 MiB reads (needs root; ignored otherwise)."""
+    try:
+        dev = os.stat(mountpoint).st_dev
+        path = f"/sys/class/bdi/{os.major(dev)}:{os.minor(dev)}/read_ahead_kb"
+        with open(path, "w") as f:
+            f.write(str(READ_AHEAD_KB))
+        log.debug("read_ahead_kb=%d on %s", READ_AHEAD_KB, path)
+    except OSError as e:
+        log.debug("cannot raise readahead of %s: %s", mountpoint, e)
+
 
 async def serve(client_config: ClientConfig, share: str, subdir: str, mountpoint: str,
                 options: FsOptions, *, on_ready: Callable[[], None] | None = None) -> None:
     """Connect, mount ``share`` (rooted at ``subdir``) on ``mountpoint``, call
-    ``on_ready()`` once the mount works, serve until unmounted or cancelled,
-    then close every handle, disconnect and log off.
+    ``on_ready()`` once the mount answers, serve until unmounted or
+    cancelled, then close every handle, disconnect and log off.
 
     Before ``on_ready`` failures raise the engine's exceptions
     (AuthenticationError, SMBError, ConnectionLostError, OSError) or
     :class:`MountError`.
     """
-    raise MountError("not implemented yet")
+    mp = _check_mountpoint(mountpoint)
+    root = _subdir_path(subdir)
+    async with open_session(client_config) as session:
+        tree = await Tree.connect(session, share)
+        ops: SmbOperations | None = None
+        try:
+            await _check_subdir(tree, root, subdir, share)
+            ops = SmbOperations(tree, root, options)
+            await ops.start()
+            await _run_fuse(ops, mp, options, on_ready)
+        finally:
+            with trio.move_on_after(CLEANUP_TIMEOUT) as scope:
+                scope.shield = True
+                if ops is not None:
+                    await ops.close_all()
+                try:
+                    await tree.disconnect()
+                except Exception as e:
+                    log.debug("tree disconnect: %s", e)
+
+
+async def _run_fuse(ops: SmbOperations, mp: str, options: FsOptions,
+                    on_ready: Callable[[], None] | None) -> None:
+    try:
+        pyfuse3.init(ops, mp, fuse_options(options))
+    except RuntimeError as e:
+        raise MountError(f"cannot mount on {mp}: {e}") from None
+    try:
+        async with trio.open_nursery() as nursery:
+
+            async def ready() -> None:
+                # The stat goes through our own filesystem, so it must run
+                # while main() serves, in a thread; its success is the proof
+                # that the mount works.
+                await trio.to_thread.run_sync(raise_readahead, mp)
+                log.info("mounted %s on %s", options.fsname, mp)
+                if on_ready is not None:
+                    on_ready()
+
+            nursery.start_soon(ready)
+            await pyfuse3.main()
+            nursery.cancel_scope.cancel()
+    finally:
+        pyfuse3.close(unmount=True)
+        log.info("unmounted %s", mp)

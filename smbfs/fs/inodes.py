@@ -1,0 +1,244 @@
+"""The inode table and the attribute cache of the FUSE layer.
+
+Why one module: the lease-driven cache of a later issue needs one place to
+invalidate what we believe about a path (``InodeTable.invalidate``,
+``invalidate_path``, ``invalidate_all``) when a lease breaks; everything the
+filesystem trusts without asking the server lives here.
+
+Inode numbers are the server's 64-bit file ids (FileInternalInformation /
+the directory entry's FileId) unless ``noserverino``: then a local counter
+keyed by path. Either way the kernel's lookup counts are honoured: a node
+lives while the kernel references it (or a handle is open on it) and is
+dropped at ``forget``, so memory follows the kernel's dentry cache, not the
+size of the share.
+
+Paths are share-relative, backslash separated, without a leading backslash
+(the form CREATE wants); the root node's path is the mounted subdirectory
+("" for the share root).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from dataclasses import dataclass, field
+
+import pyfuse3
+import trio
+
+from smbfs.client.open import FileInfo
+
+log = logging.getLogger(__name__)
+
+ROOT_INODE = pyfuse3.ROOT_INODE
+# Local inode numbers (noserverino, or a server id we cannot use) come from
+# a range server ids of Samba (dev/ino derived) do not reach in practice.
+_LOCAL_BASE = 1 << 62
+
+
+def join(parent: str, name: str) -> str:
+    return f"{parent}\\{name}" if parent else name
+
+
+def parent_of(path: str) -> str:
+    return path.rsplit("\\", 1)[0] if "\\" in path else ""
+
+
+def _key(path: str) -> str:
+    # Samba serves SMB2 case-insensitively: "A" and "a" are one file.
+    return path.casefold()
+
+
+@dataclass(eq=False, slots=True)
+class Node:
+    """What we know about one inode."""
+
+    ino: int
+    path: str
+    is_dir: bool
+    lookups: int = 0
+    info: FileInfo | None = None
+    expires: float = 0.0  # trio clock: attributes trusted until then
+    open_handles: int = 0
+    server_id: int | None = None
+    # Extra names of a hard-linked file we have seen, so an unlink of one
+    # name can move the node to another.
+    aliases: set[str] = field(default_factory=set)
+
+
+class InodeTable:
+    """Inodes by number and by path, with per-node attribute expiry."""
+
+    def __init__(self, root_path: str, *, serverino: bool, actimeo: float) -> None:
+        self.serverino = serverino
+        self.actimeo = actimeo
+        self._by_ino: dict[int, Node] = {}
+        self._by_path: dict[str, int] = {}
+        self._counter = itertools.count(_LOCAL_BASE if serverino else ROOT_INODE + 1)
+        self.root = Node(ROOT_INODE, root_path, True, lookups=1)
+        self._by_ino[ROOT_INODE] = self.root
+        self._by_path[_key(root_path)] = ROOT_INODE
+
+    def __len__(self) -> int:
+        return len(self._by_ino)
+
+    # ------------------------------------------------------------ access
+
+    def get(self, ino: int) -> Node:
+        node = self._by_ino.get(ino)
+        if node is None:
+            # The kernel only names inodes we gave it and has not forgotten.
+            raise pyfuse3.FUSEError(2)  # ENOENT, defensively
+        return node
+
+    def by_path(self, path: str) -> Node | None:
+        ino = self._by_path.get(_key(path))
+        return None if ino is None else self._by_ino.get(ino)
+
+    def nodes(self) -> list[Node]:
+        return list(self._by_ino.values())
+
+    # ------------------------------------------------------ registration
+
+    def _number_for(self, path: str, info: FileInfo) -> int:
+        if self.serverino and info.file_id and info.file_id != ROOT_INODE \
+                and info.file_id < _LOCAL_BASE:
+            return info.file_id
+        ino = self._by_path.get(_key(path))
+        if ino is not None and ino != ROOT_INODE and not self.serverino:
+            return ino
+        return next(self._counter)
+
+    def remember(self, path: str, info: FileInfo) -> Node:
+        """The node for ``path`` with fresh attributes ``info`` (creating or
+        re-pointing it). The caller adds a lookup if the kernel gets it."""
+        if _key(path) == _key(self.root.path):
+            self.set_info(self.root, info)
+            return self.root
+        old_ino = self._by_path.get(_key(path))
+        if self.serverino and not info.file_id and old_ino is not None:
+            ino = old_ino  # e.g. a create response without a file id
+        else:
+            ino = self._number_for(path, info)
+        node = self._by_ino.get(ino)
+        if old_ino is not None and old_ino != ino:
+            # Another file now has this name (replaced by rename or by
+            # another client): the old node keeps living for the kernel
+            # until forgotten, but no longer owns the name.
+            old = self._by_ino.get(old_ino)
+            if old is not None:
+                self._drop_name(old, path)
+        if node is None:
+            node = Node(ino, path, info.is_directory, server_id=info.file_id)
+            self._by_ino[ino] = node
+        elif _key(node.path) != _key(path):
+            if node.is_dir or self.by_path(node.path) is not node:
+                node.path = path  # renamed behind our back
+            else:
+                node.aliases.add(node.path)  # a hard link: both names live
+                node.path = path
+        node.is_dir = info.is_directory
+        self._by_path[_key(path)] = ino
+        self.set_info(node, info)
+        return node
+
+    def set_info(self, node: Node, info: FileInfo) -> None:
+        node.info = info
+        node.expires = trio.current_time() + self.actimeo
+
+    def fresh_info(self, node: Node) -> FileInfo | None:
+        if node.info is not None and trio.current_time() < node.expires:
+            return node.info
+        return None
+
+    # -------------------------------------------------------- invalidate
+
+    def invalidate(self, node: Node) -> None:
+        """Forget the cached attributes of ``node`` (next getattr asks)."""
+        node.expires = 0.0
+
+    def invalidate_path(self, path: str) -> None:
+        node = self.by_path(path)
+        if node is not None:
+            node.expires = 0.0
+
+    def invalidate_all(self) -> None:
+        for node in self._by_ino.values():
+            node.expires = 0.0
+
+    # ------------------------------------------------------ name changes
+
+    def _drop_name(self, node: Node, path: str) -> None:
+        if self._by_path.get(_key(path)) == node.ino:
+            del self._by_path[_key(path)]
+        node.aliases.discard(path)
+        if _key(node.path) == _key(path) and node.aliases:
+            node.path = node.aliases.pop()
+
+    def removed(self, path: str) -> None:
+        """``path`` no longer names anything (unlink/rmdir)."""
+        ino = self._by_path.get(_key(path))
+        if ino is None:
+            return
+        node = self._by_ino.get(ino)
+        if node is None:
+            del self._by_path[_key(path)]
+            return
+        self._drop_name(node, path)
+        if node.info is not None:
+            node.info.nlink = max(0, node.info.nlink - 1)
+        self.invalidate(node)
+
+    def moved(self, old: str, new: str) -> None:
+        """``old`` was renamed to ``new``: re-point the node and, for a
+        directory, every node below it."""
+        target = self._by_path.get(_key(new))
+        moving = self._by_path.get(_key(old))
+        if target is not None and target != moving:
+            t = self._by_ino.get(target)
+            if t is not None:
+                self._drop_name(t, new)
+            else:
+                del self._by_path[_key(new)]
+        if moving is None:
+            return
+        node = self._by_ino[moving]
+        self._by_path.pop(_key(old), None)
+        node.aliases.discard(old)
+        node.path = new
+        self._by_path[_key(new)] = node.ino
+        self.invalidate(node)
+        if node.is_dir:
+            prefix = _key(old) + "\\"
+            for other in self._by_ino.values():
+                if _key(other.path).startswith(prefix):
+                    self._by_path.pop(_key(other.path), None)
+                    other.path = new + other.path[len(old):]
+                    self._by_path[_key(other.path)] = other.ino
+
+    # --------------------------------------------------- lookup counting
+
+    def lookup(self, node: Node, n: int = 1) -> None:
+        node.lookups += n
+
+    def forget(self, ino: int, n: int) -> None:
+        node = self._by_ino.get(ino)
+        if node is None or ino == ROOT_INODE:
+            return
+        node.lookups -= n
+        self._maybe_drop(node)
+
+    def _maybe_drop(self, node: Node) -> None:
+        if node.lookups > 0 or node.open_handles > 0 or node.ino == ROOT_INODE:
+            return
+        del self._by_ino[node.ino]
+        for p in (node.path, *node.aliases):
+            if self._by_path.get(_key(p)) == node.ino:
+                del self._by_path[_key(p)]
+
+    def opened(self, node: Node) -> None:
+        node.open_handles += 1
+
+    def closed(self, node: Node) -> None:
+        node.open_handles -= 1
+        self._maybe_drop(node)

@@ -1,0 +1,828 @@
+"""pyfuse3 operations on one tree connect: what the kernel asks, in SMB.
+
+Every handler runs concurrently with the others (pyfuse3 on trio starts one
+task per request); none holds a lock across a network call. Every exception
+leaves as a FUSEError with the errno of the one NTSTATUS table
+(:func:`smbfs.fs.errors.to_fuse_error`): pyfuse3 only catches FUSEError,
+anything else would end the main loop.
+
+Caching (see docs/filesystem.md): attributes and directory entries are
+trusted for ``actimeo`` seconds (the kernel is told the same timeouts), data
+is never kept across opens (``keep_cache=False``) and writes go straight to
+the server (no writeback cache): there is no lease-driven cache yet.
+"""
+
+from __future__ import annotations
+
+import errno
+import functools
+import logging
+import os
+import secrets
+import stat
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ParamSpec, TypeVar
+
+import pyfuse3
+import trio
+
+from smbfs.client.errors import SMBError
+from smbfs.client.open import READ_WRITE, FileInfo, Open
+from smbfs.client.tree import Tree
+from smbfs.fs.errors import to_fuse_error
+from smbfs.fs.inodes import InodeTable, Node, join, parent_of
+from smbfs.fs.options import FsOptions
+from smbfs.proto.create import AccessMask, CreateDisposition, CreateOptions
+from smbfs.proto.fscc.attributes import FileAttributes, FileInformationClass
+from smbfs.proto.fscc.ea import FileFullEaEntry, FileFullEaInformation
+from smbfs.proto.fscc.file_info import FileLinkInformation
+from smbfs.proto.fscc.filesystem import (
+    FileFsAttributeInformation,
+    FileFsFullSizeInformation,
+    FileSystemAttributes,
+)
+from smbfs.proto.fscc.reparse import SYMLINK_FLAG_RELATIVE, SymbolicLinkReparseBuffer
+from smbfs.proto.fsctl import CtlCode
+from smbfs.proto.info import InfoType
+from smbfs.proto.ntstatus import NTStatus
+
+log = logging.getLogger(__name__)
+
+_S = NTStatus
+_A = AccessMask
+P = ParamSpec("P")
+T = TypeVar("T")
+
+# Unlinked-but-open files are renamed to this prefix and hidden from listings
+# (POSIX unlink semantics over Windows delete-pending, docs/filesystem.md).
+HIDDEN_PREFIX = ".smbfs-deleted-"
+# [MS-FSCC] 2.1.5: characters a file name component cannot hold on the wire.
+_FORBIDDEN = frozenset('\\:*?"<>|') | frozenset(chr(c) for c in range(1, 32))
+_READ_ACCESS = (_A.FILE_READ_DATA | _A.FILE_READ_ATTRIBUTES | _A.FILE_READ_EA
+                | _A.READ_CONTROL | _A.SYNCHRONIZE)
+_ATTR_ACCESS = _A.FILE_READ_ATTRIBUTES | _A.SYNCHRONIZE
+_BLKSIZE = 1024 * 1024
+_EA_OUT = 65536
+
+
+def _fuse_op(fn: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, Coroutine[Any, Any, T]]:
+    """Turn every failure of a handler into a FUSEError."""
+
+    @functools.wraps(fn)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return await fn(*args, **kwargs)
+        except pyfuse3.FUSEError:
+            raise
+        except Exception as e:
+            raise to_fuse_error(e, fn.__name__) from None
+
+    return wrapper
+
+
+def _decode_name(name: bytes) -> str:
+    try:
+        return os.fsdecode(name).encode("utf-8", "strict").decode("utf-8")
+    except UnicodeError:
+        # Not UTF-8: SMB names are UTF-16, so bytes that decode to nothing
+        # cannot be sent (EILSEQ: illegal byte sequence).
+        raise pyfuse3.FUSEError(errno.EILSEQ) from None
+
+
+def check_name(name: str) -> None:
+    """Refuse a name the server cannot store, with EINVAL (docs/filesystem.md)."""
+    if not name or name in (".", "..") or any(c in _FORBIDDEN for c in name) \
+            or name[-1] in ". ":
+        raise pyfuse3.FUSEError(errno.EINVAL)
+    if name.startswith(HIDDEN_PREFIX):
+        raise pyfuse3.FUSEError(errno.EINVAL)
+
+
+def _could_exist(name: str) -> bool:
+    return bool(name) and not any(c in _FORBIDDEN for c in name) and name[-1] not in ". "
+
+
+@dataclass(eq=False, slots=True)
+class Handle:
+    fh: int
+    node: Node
+    open: Open
+    writable: bool
+
+
+@dataclass(eq=False, slots=True)
+class DirHandle:
+    fh: int
+    node: Node
+    open: Open
+    entries: list[FileInfo] | None = None
+
+
+@dataclass(slots=True)
+class FsFacts:
+    """What the share's filesystem says about itself at mount time."""
+
+    attributes: int = 0
+    max_name: int = 255
+    name: str = ""
+    writable: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def eas(self) -> bool:
+        return bool(self.attributes & FileSystemAttributes.FILE_SUPPORTS_EXTENDED_ATTRIBUTES)
+
+
+class SmbOperations(pyfuse3.Operations):
+    """The filesystem. ``await start()`` before mounting, ``await
+    close_all()`` after unmounting."""
+
+    supports_dot_lookup = False
+    enable_writeback_cache = False
+
+    def __init__(self, tree: Tree, root_path: str, options: FsOptions) -> None:
+        super().__init__()
+        self.tree = tree
+        self.options = options
+        timeout = 0.0 if options.cache == "none" else max(0.0, options.actimeo)
+        self.timeout = timeout
+        self.inodes = InodeTable(root_path, serverino=not options.noserverino,
+                                 actimeo=timeout)
+        self.handles: dict[int, Handle] = {}
+        self.dirs: dict[int, DirHandle] = {}
+        self._next_fh = 1
+        self.facts = FsFacts()
+        self.root_open: Open | None = None
+
+    # ----------------------------------------------------------- lifecycle
+
+    async def start(self) -> None:
+        """Open the root (for statfs and capabilities) and learn the share."""
+        root = self.inodes.root
+        self.root_open = await self.tree.create(
+            root.path, desired_access=_READ_ACCESS & ~_A.FILE_READ_EA,
+            options=CreateOptions.FILE_DIRECTORY_FILE, lease=False, durable=False,
+        )
+        info = await self.root_open.query_attributes()
+        self.inodes.set_info(root, info)
+        root.server_id = info.file_id
+        try:
+            buf = await self.root_open.query_info(
+                FileFsAttributeInformation.INFO_CLASS,
+                info_type=InfoType.SMB2_0_INFO_FILESYSTEM)
+            fa = FileFsAttributeInformation.decode(buf)
+            self.facts.attributes = fa.file_system_attributes
+            self.facts.max_name = fa.maximum_component_name_length or 255
+            self.facts.name = fa.file_system_name
+        except SMBError as e:
+            log.debug("FileFsAttributeInformation: %s", e)
+        maximal = self.tree.maximal_access
+        self.facts.writable = bool(maximal & (_A.FILE_WRITE_DATA | _A.GENERIC_WRITE
+                                              | _A.GENERIC_ALL)) if maximal else True
+        log.debug("share %s: fs %r attributes %#x writable %s", self.tree.share_name,
+                  self.facts.name, self.facts.attributes, self.facts.writable)
+
+    async def close_all(self) -> None:
+        """Close every handle still open (after unmount), best effort."""
+        opens = [h.open for h in self.handles.values()] + \
+            [d.open for d in self.dirs.values()]
+        if self.root_open is not None:
+            opens.append(self.root_open)
+        self.handles.clear()
+        self.dirs.clear()
+        for op in opens:
+            try:
+                await op.close(post_query=False)
+            except Exception as e:
+                log.debug("close of %r at unmount failed: %s", op.path, e)
+
+    def _new_fh(self) -> int:
+        fh = self._next_fh
+        self._next_fh += 1
+        return fh
+
+    # ------------------------------------------------------------ attributes
+
+    def attributes(self, node: Node) -> pyfuse3.EntryAttributes:
+        info = node.info
+        assert info is not None
+        o = self.options
+        a = pyfuse3.EntryAttributes()
+        a.st_ino = node.ino
+        a.generation = 0
+        a.entry_timeout = self.timeout
+        a.attr_timeout = self.timeout
+        if node.is_dir:
+            mode = stat.S_IFDIR | (o.dir_mode & 0o7777)
+        else:
+            mode = stat.S_IFREG | (o.file_mode & 0o7777)
+            if info.is_readonly:
+                mode &= ~0o222
+        a.st_mode = mode
+        a.st_nlink = 1 if node.is_dir else max(info.nlink, 1 if node.open_handles else 0)
+        a.st_uid = o.uid
+        a.st_gid = o.gid
+        a.st_rdev = 0
+        a.st_size = 0 if node.is_dir else info.size
+        a.st_blksize = _BLKSIZE
+        a.st_blocks = (info.allocation_size + 511) // 512
+        mtime = info.write_ns or 0
+        a.st_mtime_ns = mtime
+        a.st_atime_ns = info.access_ns or mtime
+        a.st_ctime_ns = info.change_ns or mtime
+        a.st_birthtime_ns = info.creation_ns or 0
+        return a
+
+    def _handle_of(self, node: Node) -> Handle | None:
+        for h in self.handles.values():
+            if h.node is node and not h.open.closed:
+                return h
+        return None
+
+    async def _refresh(self, node: Node) -> FileInfo:
+        """Fresh attributes from the server: through an open handle when we
+        have one (it survives an unlink), else a one-round-trip stat."""
+        h = self._handle_of(node)
+        if h is not None:
+            info = await h.open.query_attributes()
+        elif node is self.inodes.root and self.root_open is not None:
+            info = await self.root_open.query_attributes()
+        else:
+            info = await self.tree.stat(node.path)
+        if not info.file_id:
+            info.file_id = node.server_id
+        self.inodes.set_info(node, info)
+        return info
+
+    def _entry(self, node: Node) -> pyfuse3.EntryAttributes:
+        """Attributes handed to the kernel with a new reference to ``node``."""
+        self.inodes.lookup(node)
+        return self.attributes(node)
+
+    async def _stat_path(self, path: str) -> Node:
+        info = await self.tree.stat(path)
+        return self.inodes.remember(path, info)
+
+    def _check_writable(self) -> None:
+        if self.options.read_only or not self.facts.writable:
+            raise pyfuse3.FUSEError(errno.EROFS)
+
+    # -------------------------------------------------------------- lookup
+
+    @_fuse_op
+    async def lookup(self, parent_inode: int, name: bytes,
+                     ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
+        parent = self.inodes.get(parent_inode)
+        n = _decode_name(name)
+        if n == ".":
+            return self._entry(parent)
+        if n == "..":
+            p = self.inodes.by_path(parent_of(parent.path)) or self.inodes.root
+            return self._entry(p)
+        if not _could_exist(n) or len(n) > self.facts.max_name:
+            raise pyfuse3.FUSEError(errno.ENOENT if len(n) <= 255 else errno.ENAMETOOLONG)
+        path = join(parent.path, n)
+        node = self.inodes.by_path(path)
+        if node is not None and self.inodes.fresh_info(node) is not None:
+            return self._entry(node)
+        try:
+            node = await self._stat_path(path)
+        except SMBError as e:
+            if e.status == _S.STATUS_DELETE_PENDING:
+                raise pyfuse3.FUSEError(errno.ENOENT) from None
+            raise
+        return self._entry(node)
+
+    @_fuse_op
+    async def forget(self, inode_list: Sequence[tuple[int, int]]) -> None:
+        for ino, n in inode_list:
+            self.inodes.forget(ino, n)
+
+    @_fuse_op
+    async def getattr(self, inode: int,
+                      ctx: pyfuse3.RequestContext | None = None) -> pyfuse3.EntryAttributes:
+        node = self.inodes.get(inode)
+        if self.inodes.fresh_info(node) is None:
+            await self._refresh(node)
+        return self.attributes(node)
+
+    @_fuse_op
+    async def setattr(self, inode: int, attr: pyfuse3.EntryAttributes,
+                      fields: pyfuse3.SetattrFields, fh: int | None,
+                      ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
+        node = self.inodes.get(inode)
+        want_size = fields.update_size
+        want_times = fields.update_atime or fields.update_mtime
+        want_mode = fields.update_mode and not node.is_dir
+        if not (want_size or want_times or want_mode):
+            # chown: SMB without unix extensions has no per-file owner; like
+            # cifs.ko we accept and ignore it (the owner shown is uid=/gid=).
+            return await self.getattr(inode, ctx)
+        self._check_writable()
+        handle = self.handles.get(fh) if fh is not None else None
+        op = handle.open if handle is not None and handle.writable else None
+        own: Open | None = None
+        if op is None:
+            access = _A.FILE_WRITE_ATTRIBUTES | _A.FILE_READ_ATTRIBUTES | _A.SYNCHRONIZE
+            if want_size:
+                access |= _A.FILE_WRITE_DATA
+            own = op = await self.tree.create(
+                node.path, desired_access=access, lease=False, durable=False,
+                options=CreateOptions.FILE_DIRECTORY_FILE if node.is_dir else 0)
+        try:
+            if want_size:
+                await op.truncate(attr.st_size)
+            attrs = 0
+            if want_mode:
+                cur = (node.info.attributes if node.info else 0) & ~int(
+                    FileAttributes.FILE_ATTRIBUTE_NORMAL)
+                ro = int(FileAttributes.FILE_ATTRIBUTE_READONLY)
+                new = (cur & ~ro) if attr.st_mode & 0o200 else (cur | ro)
+                if new != cur:
+                    attrs = new or int(FileAttributes.FILE_ATTRIBUTE_NORMAL)
+            if want_times or attrs:
+                await op.set_times(
+                    access_ns=attr.st_atime_ns if fields.update_atime else None,
+                    write_ns=attr.st_mtime_ns if fields.update_mtime else None,
+                    attributes=attrs,
+                )
+        finally:
+            if own is not None:
+                info = await own.close()
+                if info is not None:
+                    info.file_id = node.server_id
+                    self.inodes.set_info(node, info)
+        if own is None or node.info is None:
+            await self._refresh(node)
+        return self.attributes(node)
+
+    # ------------------------------------------------------------ directories
+
+    @_fuse_op
+    async def opendir(self, inode: int, ctx: pyfuse3.RequestContext) -> int:
+        node = self.inodes.get(inode)
+        op = await self.tree.create(
+            node.path,
+            desired_access=_A.FILE_LIST_DIRECTORY | _A.FILE_READ_ATTRIBUTES | _A.SYNCHRONIZE,
+            options=CreateOptions.FILE_DIRECTORY_FILE, lease=False, durable=False,
+        )
+        fh = self._new_fh()
+        self.dirs[fh] = DirHandle(fh, node, op)
+        self.inodes.opened(node)
+        return fh
+
+    @_fuse_op
+    async def readdir(self, fh: int, start_id: int, token: pyfuse3.ReaddirToken) -> None:
+        d = self.dirs[fh]
+        if start_id == 0 or d.entries is None:
+            entries = await d.open.list_directory()
+            d.entries = [e for e in entries if not e.name.startswith(HIDDEN_PREFIX)]
+        base = d.node.path
+        # "." and ".." first (ls -a shows them; the kernel does not make them
+        # up); per libfuse they carry no lookup reference.
+        if start_id < 1:
+            if not pyfuse3.readdir_reply(token, b".", self._dot_attrs(d.node), 1):
+                return
+        if start_id < 2:
+            up = self.inodes.by_path(parent_of(base)) if d.node is not self.inodes.root \
+                else None
+            if not pyfuse3.readdir_reply(token, b"..", self._dot_attrs(up or self.inodes.root),
+                                         2):
+                return
+        for i in range(max(0, start_id - 2), len(d.entries)):
+            info = d.entries[i]
+            # The listing's attributes are as good as a stat: cache them so
+            # the lookups/getattrs of `ls -l` cost no round trip.
+            node = self.inodes.remember(join(base, info.name), info)
+            if not pyfuse3.readdir_reply(token, os.fsencode(info.name),
+                                         self.attributes(node), i + 3):
+                self.inodes.forget(node.ino, 0)
+                break
+            self.inodes.lookup(node)
+
+    def _dot_attrs(self, node: Node) -> pyfuse3.EntryAttributes:
+        if node.info is None:
+            node.info = FileInfo(0, 0, int(FileAttributes.FILE_ATTRIBUTE_DIRECTORY))
+        return self.attributes(node)
+
+    @_fuse_op
+    async def releasedir(self, fh: int) -> None:
+        d = self.dirs.pop(fh, None)
+        if d is None:
+            return
+        self.inodes.closed(d.node)
+        await d.open.close(post_query=False)
+
+    @_fuse_op
+    async def fsyncdir(self, fh: int, datasync: bool) -> None:
+        return None
+
+    @_fuse_op
+    async def mkdir(self, parent_inode: int, name: bytes, mode: int,
+                    ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
+        parent = self.inodes.get(parent_inode)
+        n = _decode_name(name)
+        check_name(n)
+        self._check_writable()
+        path = join(parent.path, n)
+        info = await self.tree.mkdir(path)
+        if self.inodes.serverino:
+            node = await self._stat_path(path)
+        else:
+            node = self.inodes.remember(path, info)
+        self.inodes.invalidate(parent)
+        return self._entry(node)
+
+    @_fuse_op
+    async def rmdir(self, parent_inode: int, name: bytes,
+                    ctx: pyfuse3.RequestContext) -> None:
+        parent = self.inodes.get(parent_inode)
+        n = _decode_name(name)
+        self._check_writable()
+        path = join(parent.path, n)
+        await self.tree.rmdir(path)
+        self.inodes.removed(path)
+        self.inodes.invalidate(parent)
+
+    # ------------------------------------------------------------------ files
+
+    def _access_for(self, flags: int) -> tuple[int, bool]:
+        acc = flags & os.O_ACCMODE
+        if acc == os.O_RDONLY:
+            return _READ_ACCESS, False
+        # Write opens also read: the kernel reads pages around partial writes
+        # to a shared writable mmap.
+        return READ_WRITE, True
+
+    def _register(self, node: Node, op: Open, writable: bool) -> pyfuse3.FileInfo:
+        rsize, wsize = self.options.rsize, self.options.wsize
+        if rsize:
+            op.max_read = max(1, min(op.max_read, rsize))
+        if wsize:
+            op.max_write = max(1, min(op.max_write, wsize))
+        fh = self._new_fh()
+        self.handles[fh] = Handle(fh, node, op, writable)
+        self.inodes.opened(node)
+        fi = pyfuse3.FileInfo(fh=fh)
+        fi.keep_cache = False
+        fi.direct_io = self.options.cache == "none"
+        return fi
+
+    @_fuse_op
+    async def open(self, inode: int, flags: int,
+                   ctx: pyfuse3.RequestContext) -> pyfuse3.FileInfo:
+        node = self.inodes.get(inode)
+        access, writable = self._access_for(flags)
+        if writable or flags & os.O_TRUNC:
+            self._check_writable()
+        op = await self.tree.create(node.path, desired_access=access,
+                                    options=CreateOptions.FILE_NON_DIRECTORY_FILE)
+        try:
+            if flags & os.O_TRUNC and writable:
+                await op.truncate(0)
+                self.inodes.invalidate(node)
+        except BaseException:
+            with trio.CancelScope(shield=True):
+                await op.close(post_query=False)
+            raise
+        return self._register(node, op, writable)
+
+    @_fuse_op
+    async def create(self, parent_inode: int, name: bytes, mode: int, flags: int,
+                     ctx: pyfuse3.RequestContext
+                     ) -> tuple[pyfuse3.FileInfo, pyfuse3.EntryAttributes]:
+        parent = self.inodes.get(parent_inode)
+        n = _decode_name(name)
+        check_name(n)
+        self._check_writable()
+        path = join(parent.path, n)
+        if flags & os.O_EXCL:
+            disposition = CreateDisposition.FILE_CREATE
+        elif flags & os.O_TRUNC:
+            disposition = CreateDisposition.FILE_OVERWRITE_IF
+        else:
+            disposition = CreateDisposition.FILE_OPEN_IF
+        access, _ = self._access_for(flags)
+        op = await self.tree.create(path, desired_access=access | _A.FILE_WRITE_ATTRIBUTES,
+                                    disposition=disposition, query_on_disk_id=True,
+                                    options=CreateOptions.FILE_NON_DIRECTORY_FILE)
+        info = op.info
+        if not info.file_id and self.inodes.serverino:
+            try:
+                info = await op.query_attributes()
+            except BaseException:
+                with trio.CancelScope(shield=True):
+                    await op.close(post_query=False)
+                raise
+        node = self.inodes.remember(path, info)
+        node.server_id = info.file_id
+        self.inodes.invalidate(parent)
+        fi = self._register(node, op, True)
+        return fi, self._entry(node)
+
+    @_fuse_op
+    async def read(self, fh: int, off: int, size: int) -> bytes:
+        h = self.handles[fh]
+        data = await h.open.read(off, size)
+        return data  # type: ignore[return-value]  # bytearray is a buffer too
+
+    @_fuse_op
+    async def write(self, fh: int, off: int, buf: bytes) -> int:
+        h = self.handles[fh]
+        if not h.writable:
+            raise pyfuse3.FUSEError(errno.EBADF)
+        n = await h.open.write(off, buf)
+        node = h.node
+        if node.info is not None:
+            # Keep the size we know current without a round trip; times come
+            # with the next refresh.
+            node.info.size = max(node.info.size, off + n)
+        self.inodes.invalidate(node)
+        return n
+
+    @_fuse_op
+    async def flush(self, fh: int) -> None:
+        # Nothing is buffered here (writes are synchronous), so close(2) has
+        # no data to push; SMB2 FLUSH is for fsync only (like cifs.ko).
+        return None
+
+    @_fuse_op
+    async def fsync(self, fh: int, datasync: bool) -> None:
+        h = self.handles.get(fh)
+        if h is not None and h.writable:
+            await h.open.flush()
+
+    @_fuse_op
+    async def release(self, fh: int) -> None:
+        h = self.handles.pop(fh, None)
+        if h is None:
+            return
+        try:
+            info = await h.open.close()
+            if info is not None and h.node.info is not None and not h.node.is_dir:
+                info.file_id = h.node.server_id
+                info.nlink = h.node.info.nlink
+                self.inodes.set_info(h.node, info)
+        finally:
+            self.inodes.closed(h.node)
+
+    # ------------------------------------------------------------ name changes
+
+    async def _hide(self, node: Node, path: str) -> str:
+        """Move an open file out of the way and mark it delete-on-close: its
+        name disappears at once, our open handles keep working, the data
+        goes when the last one closes (POSIX unlink of an open file)."""
+        hidden = join(parent_of(path), HIDDEN_PREFIX + secrets.token_hex(8))
+        await self.tree.rename(path, hidden, replace=False)
+        self.inodes.moved(path, hidden)
+        await self._delete(hidden, directory=False)
+        self.inodes.removed(hidden)
+        return hidden
+
+    async def _delete(self, path: str, *, directory: bool) -> None:
+        try:
+            if directory:
+                await self.tree.rmdir(path)
+            else:
+                await self.tree.unlink(path)
+        except SMBError as e:
+            if directory or e.status != _S.STATUS_CANNOT_DELETE:
+                raise
+            # A read-only file: POSIX lets its directory's writer unlink it.
+            async with await self.tree.create(
+                    path, desired_access=_A.FILE_WRITE_ATTRIBUTES | _ATTR_ACCESS,
+                    lease=False, durable=False) as op:
+                await op.set_times(attributes=int(FileAttributes.FILE_ATTRIBUTE_NORMAL))
+            await self.tree.unlink(path)
+
+    @_fuse_op
+    async def unlink(self, parent_inode: int, name: bytes,
+                     ctx: pyfuse3.RequestContext) -> None:
+        parent = self.inodes.get(parent_inode)
+        n = _decode_name(name)
+        self._check_writable()
+        path = join(parent.path, n)
+        node = self.inodes.by_path(path)
+        if node is not None and node.open_handles and not node.is_dir \
+                and self._handle_of(node) is not None:
+            await self._hide(node, path)
+        else:
+            await self._delete(path, directory=False)
+            self.inodes.removed(path)
+        self.inodes.invalidate(parent)
+
+    @_fuse_op
+    async def rename(self, parent_inode_old: int, name_old: bytes, parent_inode_new: int,
+                     name_new: bytes, flags: int, ctx: pyfuse3.RequestContext) -> None:
+        if flags & pyfuse3.RENAME_EXCHANGE:
+            raise pyfuse3.FUSEError(errno.EINVAL)  # SMB has no atomic exchange
+        old_parent = self.inodes.get(parent_inode_old)
+        new_parent = self.inodes.get(parent_inode_new)
+        old = join(old_parent.path, _decode_name(name_old))
+        nn = _decode_name(name_new)
+        check_name(nn)
+        self._check_writable()
+        new = join(new_parent.path, nn)
+        noreplace = bool(flags & pyfuse3.RENAME_NOREPLACE)
+        same = old.casefold() == new.casefold()
+        if not same and not noreplace:
+            await self._clear_target(old, new)
+        await self.tree.rename(old, new, replace=not noreplace and not same)
+        self.inodes.moved(old, new)
+        self.inodes.invalidate(old_parent)
+        self.inodes.invalidate(new_parent)
+
+    async def _clear_target(self, old: str, new: str) -> None:
+        """POSIX rename replaces what SMB's ReplaceIfExists does not: an open
+        file (hidden first, as unlink does) and an empty directory."""
+        target = self.inodes.by_path(new)
+        if target is not None and target.open_handles and not target.is_dir \
+                and self._handle_of(target) is not None:
+            await self._hide(target, new)
+            return
+        try:
+            tinfo = await self.tree.stat(new)
+        except SMBError as e:
+            if e.status in (_S.STATUS_OBJECT_NAME_NOT_FOUND, _S.STATUS_OBJECT_PATH_NOT_FOUND):
+                return
+            raise
+        if not tinfo.is_directory:
+            src = self.inodes.by_path(old)
+            if src is not None and src.is_dir:
+                raise pyfuse3.FUSEError(errno.ENOTDIR)
+            return
+        src_info = await self.tree.stat(old)
+        if not src_info.is_directory:
+            raise pyfuse3.FUSEError(errno.EISDIR)
+        await self.tree.rmdir(new)  # ENOTEMPTY when it is not empty
+        self.inodes.removed(new)
+
+    @_fuse_op
+    async def link(self, inode: int, new_parent_inode: int, new_name: bytes,
+                   ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
+        node = self.inodes.get(inode)
+        parent = self.inodes.get(new_parent_inode)
+        n = _decode_name(new_name)
+        check_name(n)
+        self._check_writable()
+        if node.is_dir:
+            raise pyfuse3.FUSEError(errno.EPERM)
+        path = join(parent.path, n)
+        async with await self.tree.create(
+                node.path, desired_access=_A.FILE_WRITE_ATTRIBUTES | _ATTR_ACCESS,
+                lease=False, durable=False) as op:
+            info = FileLinkInformation(path, replace_if_exists=False)
+            await op.set_info(FileInformationClass.FileLinkInformation, info.encode())
+        new_node = await self._stat_path(path)
+        if new_node is not node:
+            self.inodes.invalidate(node)
+        self.inodes.invalidate(parent)
+        return self._entry(new_node)
+
+    @_fuse_op
+    async def symlink(self, parent_inode: int, name: bytes, target: bytes,
+                      ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
+        """A Windows symbolic link reparse point ([MS-FSCC] 2.1.2.4), if the
+        server takes one; Samba 4.17 without unix extensions does not, and
+        the caller gets EPERM (docs/filesystem.md)."""
+        parent = self.inodes.get(parent_inode)
+        n = _decode_name(name)
+        check_name(n)
+        self._check_writable()
+        path = join(parent.path, n)
+        tgt = _decode_name(target)
+        buf = SymbolicLinkReparseBuffer(
+            tgt.replace("/", "\\"), tgt.replace("/", "\\"),
+            SYMLINK_FLAG_RELATIVE if not tgt.startswith("/") else 0,
+        ).encode()
+        op = await self.tree.create(
+            path, desired_access=_A.FILE_WRITE_ATTRIBUTES | _A.FILE_WRITE_DATA | _A.DELETE
+            | _ATTR_ACCESS, disposition=CreateDisposition.FILE_CREATE,
+            options=CreateOptions.FILE_OPEN_REPARSE_POINT | CreateOptions.FILE_NON_DIRECTORY_FILE,
+            lease=False, durable=False)
+        try:
+            await op.ioctl(CtlCode.FSCTL_SET_REPARSE_POINT, buf, max_output=0)
+        except SMBError as e:
+            log.info("symlink %r: server refused the reparse point: %s", path, e.status_name)
+            try:
+                await op.set_delete_on_close()
+            finally:
+                await op.close(post_query=False)
+            raise pyfuse3.FUSEError(errno.EPERM) from None
+        await op.close(post_query=False)
+        # The server took it but we cannot show reparse points as S_IFLNK
+        # yet: say so rather than leave a half-made link.
+        await self.tree.unlink(path)
+        raise pyfuse3.FUSEError(errno.EPERM)
+
+    @_fuse_op
+    async def readlink(self, inode: int, ctx: pyfuse3.RequestContext) -> bytes:
+        raise pyfuse3.FUSEError(errno.EINVAL)  # nothing here is shown as a symlink
+
+    @_fuse_op
+    async def mknod(self, parent_inode: int, name: bytes, mode: int, rdev: int,
+                    ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
+        if not stat.S_ISREG(mode):
+            raise pyfuse3.FUSEError(errno.EPERM)  # no FIFOs or devices over SMB
+        fi, attrs = await self.create(parent_inode, name, mode, os.O_WRONLY | os.O_EXCL, ctx)
+        await self.release(fi.fh)
+        return attrs
+
+    # ------------------------------------------------------------- statfs
+
+    @_fuse_op
+    async def statfs(self, ctx: pyfuse3.RequestContext) -> pyfuse3.StatvfsData:
+        assert self.root_open is not None
+        buf = await self.root_open.query_info(
+            FileFsFullSizeInformation.INFO_CLASS,
+            info_type=InfoType.SMB2_0_INFO_FILESYSTEM)
+        fs = FileFsFullSizeInformation.decode(buf)
+        s = pyfuse3.StatvfsData()
+        bsize = max(1, fs.sectors_per_allocation_unit * fs.bytes_per_sector)
+        s.f_bsize = bsize
+        s.f_frsize = bsize
+        s.f_blocks = fs.total_allocation_units
+        s.f_bfree = fs.actual_available_allocation_units
+        s.f_bavail = fs.caller_available_allocation_units
+        s.f_files = 0
+        s.f_ffree = 0
+        s.f_favail = 0
+        s.f_namemax = self.facts.max_name
+        return s
+
+    # ------------------------------------------------------------- xattrs
+
+    def _ea_name(self, name: bytes) -> bytes:
+        """``user.foo`` -> SMB EA ``foo``; other namespaces are not ours."""
+        if not self.facts.eas:
+            raise pyfuse3.FUSEError(errno.EOPNOTSUPP)
+        if not name.startswith(b"user.") or len(name) <= 5:
+            raise pyfuse3.FUSEError(errno.EOPNOTSUPP)
+        ea = name[5:]
+        if len(ea) > 255 or not ea.isascii():
+            raise pyfuse3.FUSEError(errno.EINVAL)
+        return ea
+
+    async def _all_eas(self, node: Node) -> list[FileFullEaEntry]:
+        async with await self.tree.create(
+                node.path, desired_access=_A.FILE_READ_EA | _ATTR_ACCESS,
+                options=CreateOptions.FILE_DIRECTORY_FILE if node.is_dir else 0,
+                lease=False, durable=False) as op:
+            try:
+                buf = await op.query_info(FileInformationClass.FileFullEaInformation,
+                                          output_buffer_length=_EA_OUT)
+            except SMBError as e:
+                if e.status in (_S.STATUS_NO_EAS_ON_FILE, _S.STATUS_NO_MORE_EAS):
+                    return []
+                raise
+        return [e for e in FileFullEaInformation.decode(buf).entries if e.value]
+
+    async def _set_ea(self, node: Node, ea: bytes, value: bytes) -> None:
+        async with await self.tree.create(
+                node.path, desired_access=_A.FILE_WRITE_EA | _ATTR_ACCESS,
+                options=CreateOptions.FILE_DIRECTORY_FILE if node.is_dir else 0,
+                lease=False, durable=False) as op:
+            info = FileFullEaInformation([FileFullEaEntry(ea, value)])
+            await op.set_info(FileInformationClass.FileFullEaInformation, info.encode())
+
+    @_fuse_op
+    async def getxattr(self, inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> bytes:
+        node = self.inodes.get(inode)
+        ea = self._ea_name(name).lower()
+        for e in await self._all_eas(node):
+            if e.name.lower() == ea:
+                return e.value
+        raise pyfuse3.FUSEError(pyfuse3.ENOATTR)
+
+    @_fuse_op
+    async def listxattr(self, inode: int, ctx: pyfuse3.RequestContext) -> Sequence[bytes]:
+        node = self.inodes.get(inode)
+        if not self.facts.eas:
+            return []
+        return [b"user." + e.name for e in await self._all_eas(node)]
+
+    @_fuse_op
+    async def setxattr(self, inode: int, name: bytes, value: bytes,
+                       ctx: pyfuse3.RequestContext) -> None:
+        node = self.inodes.get(inode)
+        ea = self._ea_name(name)
+        self._check_writable()
+        if not value:
+            # An empty value deletes an SMB EA ([MS-FSCC] 2.4.15): it cannot
+            # be stored, so say so instead of silently removing.
+            raise pyfuse3.FUSEError(errno.EINVAL)
+        if len(value) > 65535:
+            raise pyfuse3.FUSEError(errno.E2BIG)
+        await self._set_ea(node, ea, value)
+
+    @_fuse_op
+    async def removexattr(self, inode: int, name: bytes,
+                          ctx: pyfuse3.RequestContext) -> None:
+        node = self.inodes.get(inode)
+        ea = self._ea_name(name)
+        self._check_writable()
+        names = {e.name.lower(): e.name for e in await self._all_eas(node)}
+        if ea.lower() not in names:
+            raise pyfuse3.FUSEError(pyfuse3.ENOATTR)
+        await self._set_ea(node, names[ea.lower()], b"")

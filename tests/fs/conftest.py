@@ -1,0 +1,136 @@
+"""Real mounts for the fs tests: a subprocess serving a share of the test
+Samba through FUSE, ready within a bound, unmounted at teardown even when
+the test failed."""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import shutil
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from smbfs.devserver import PrivateSamba
+
+RUNNER = Path(__file__).with_name("runner.py")
+READY_TIMEOUT = 30.0
+UNMOUNT_TIMEOUT = 15.0
+
+
+@dataclass
+class Mount:
+    path: Path
+    proc: subprocess.Popen[bytes]
+    share: str
+    server_dir: Path
+    options: dict[str, Any]
+
+    def stderr(self) -> str:
+        return ""
+
+
+def _is_mounted(path: Path) -> bool:
+    with open("/proc/self/mounts") as f:
+        return any(line.split()[1] == str(path) for line in f)
+
+
+def _unmount(m: Mount) -> None:
+    if _is_mounted(m.path):
+        subprocess.run(["fusermount3", "-u", str(m.path)], capture_output=True,
+                       timeout=UNMOUNT_TIMEOUT)
+    try:
+        m.proc.wait(timeout=UNMOUNT_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        m.proc.terminate()
+        try:
+            m.proc.wait(timeout=UNMOUNT_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            m.proc.kill()
+            m.proc.wait(timeout=UNMOUNT_TIMEOUT)
+    if _is_mounted(m.path):
+        subprocess.run(["fusermount3", "-uz", str(m.path)], capture_output=True,
+                       timeout=UNMOUNT_TIMEOUT)
+
+
+def start_mount(samba: PrivateSamba, share: str | None = None, subdir: str = "",
+                mountpoint: Path | None = None, **options: Any) -> Mount:
+    share = share or samba.shares.rw
+    mp = mountpoint or Path(tempfile.mkdtemp(prefix="smbfs-mnt-"))
+    options.setdefault("fsname", f"//{samba.host}/{share}")
+    spec = {
+        "host": samba.host, "port": samba.port, "username": samba.user.name,
+        "password": samba.user.password, "share": share, "subdir": subdir,
+        "mountpoint": str(mp), "options": options,
+    }
+    rfd, wfd = os.pipe()
+    proc = subprocess.Popen(
+        [sys.executable, str(RUNNER), json.dumps(spec), str(wfd)],
+        pass_fds=(wfd,), stdin=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    os.close(wfd)
+    m = Mount(mp, proc, share, samba.share_path(share), options)
+    try:
+        r, _, _ = select.select([rfd], [], [], READY_TIMEOUT)
+        got = os.read(rfd, 64) if r else b""
+    finally:
+        os.close(rfd)
+    if got != b"ready\n":
+        _unmount(m)
+        err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+        raise RuntimeError(f"mount did not become ready (got {got!r}): {err[-2000:]}")
+    return m
+
+
+@pytest.fixture(scope="session")
+def mounted(samba: PrivateSamba) -> Iterator[Mount]:
+    """The rw share mounted once for the session (default options, actimeo 1)."""
+    m = start_mount(samba)
+    yield m
+    _unmount(m)
+    shutil.rmtree(m.path, ignore_errors=True)
+
+
+@pytest.fixture
+def mount_factory(samba: PrivateSamba) -> Iterator[Callable[..., Mount]]:
+    """``mount_factory(share=..., subdir=..., **FsOptions fields)``: a mount of
+    this test's own, unmounted at teardown."""
+    mounts: list[Mount] = []
+
+    def factory(share: str | None = None, subdir: str = "", **options: Any) -> Mount:
+        m = start_mount(samba, share, subdir, **options)
+        mounts.append(m)
+        return m
+
+    yield factory
+    for m in reversed(mounts):
+        _unmount(m)
+        shutil.rmtree(m.path, ignore_errors=True)
+
+
+@dataclass
+class WorkDir:
+    """A fresh directory of the rw share, seen through the mount (``path``)
+    and directly on the server's disk (``server``)."""
+
+    path: Path
+    server: Path
+    name: str
+
+
+@pytest.fixture
+def work(mounted: Mount) -> Iterator[WorkDir]:
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    server = mounted.server_dir / name
+    server.mkdir()
+    server.chmod(0o777)
+    yield WorkDir(mounted.path / name, server, name)
+    shutil.rmtree(server, ignore_errors=True)
