@@ -293,3 +293,22 @@ def test_signature_tampering_is_visible(
     r = s.smbclient(s.shares.rw, "ls", port=proxy.port, extra_args=["--client-protection=sign"])
     assert r.returncode != 0, r.stdout + r.stderr
     assert "NT_STATUS_ACCESS_DENIED" in r.stdout + r.stderr or "NT_STATUS_" in r.stdout + r.stderr
+
+
+def test_cut_after_mid_transfer_fails_smbclient(
+    samba: PrivateSamba, fault_proxy: ProxyFactory, tmp_path: Path
+) -> None:
+    name = f"cut-{time.monotonic_ns()}.bin"
+    src = samba.share_path(samba.shares.rw) / name
+    src.write_bytes(bytes(8 * 1024 * 1024))
+    try:
+        proxy = fault_proxy(samba.host, samba.port)
+        proxy.cut_after(2 * 1024 * 1024)
+        dest = tmp_path / "partial.bin"
+        r = samba.smbclient(samba.shares.rw, f"get {name} {dest}", port=proxy.port)
+        assert r.returncode != 0, r.stdout + r.stderr
+        assert "NT_STATUS_" in r.stdout + r.stderr
+        assert proxy.cuts == 1
+        assert proxy.bytes_c2s + proxy.bytes_s2c == 2 * 1024 * 1024
+    finally:
+        src.unlink()
