@@ -31,14 +31,14 @@ import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
 log = logging.getLogger(__name__)
 
 INSTALL_HINT = "install Samba with `apt-get install samba smbclient` (or run `sudo bash .ci/setup`)"
 REQUIRED_PROGRAMS = ("smbd", "smbclient", "smbstatus", "smbpasswd")
 
-_StatusPredicate = Callable[[dict[str, object]], bool]
+_StatusPredicate = Callable[[dict[str, Any]], bool]
 
 
 class SambaError(RuntimeError):
@@ -564,7 +564,7 @@ class PrivateSamba:
             return f"(no log: {e})"
         return "\n".join(data.splitlines()[-lines:])
 
-    def smbstatus(self, *extra_args: str, timeout: float = 30) -> dict[str, object]:
+    def smbstatus(self, *extra_args: str, timeout: float = 30) -> dict[str, Any]:
         """What the server sees now (``smbstatus --json``): sessions, tcons, open files, leases."""
         r = subprocess.run(
             [self._prog("smbstatus"), "-s", str(self.conf_path), "--json", *extra_args],
@@ -576,16 +576,22 @@ class PrivateSamba:
         if r.returncode != 0:
             raise SambaError(f"smbstatus failed ({r.returncode}): {r.stderr.strip()}")
         try:
-            result: dict[str, object] = json.loads(r.stdout)
+            result: dict[str, Any] = json.loads(r.stdout)
         except json.JSONDecodeError as e:
             raise SambaError(f"smbstatus printed no JSON ({e}): {r.stdout[:500]!r}") from e
         return result
 
-    def sessions(self) -> list[dict[str, object]]:
+    def sessions(self) -> list[dict[str, Any]]:
         """The ``sessions`` of smbstatus as a list (each has dialect, signing, encryption...)."""
         s = self.smbstatus().get("sessions") or {}
         assert isinstance(s, dict)
         return list(s.values())
+
+    def open_files(self) -> list[dict[str, Any]]:
+        """The ``open_files`` of smbstatus: per file its opens, share modes and leases."""
+        files = self.smbstatus().get("open_files") or {}
+        assert isinstance(files, dict)
+        return list(files.values())
 
     def connection_pids(self) -> list[int]:
         """PIDs of the smbd children serving client connections (kill one = connection loss)."""
@@ -605,7 +611,7 @@ class PrivateSamba:
         predicate: _StatusPredicate,
         timeout: float = 10.0,
         what: str = "condition",
-    ) -> dict[str, object]:
+    ) -> dict[str, Any]:
         """Poll smbstatus until ``predicate(status)`` is true; TimeoutError after ``timeout``."""
         deadline = time.monotonic() + timeout
         while True:
@@ -713,7 +719,7 @@ class PrivateSamba:
                     with contextlib.suppress(OSError):
                         stream.close()
 
-    def _tcons(self) -> dict[str, object]:
+    def _tcons(self) -> dict[str, Any]:
         t = self.smbstatus().get("tcons") or {}
         assert isinstance(t, dict)
         return t

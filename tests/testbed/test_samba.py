@@ -206,3 +206,24 @@ def test_port_taken_is_detected_and_retried(monkeypatch: pytest.MonkeyPatch) -> 
             assert server.port != taken
             r = server.smbclient(server.shares.rw, "ls")
             assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_smbstatus_shows_open_file(samba: PrivateSamba) -> None:
+    name = _name("open")
+    path = samba.share_path(samba.shares.rw) / name
+    path.write_text("x")
+    try:
+        with samba.smbclient_session(samba.shares.rw) as proc:
+            assert proc.stdin is not None
+            proc.stdin.write(f"open {name}\n")
+            proc.stdin.flush()
+            samba.wait_for(
+                lambda st: any(
+                    f["filename"] == name for f in (st.get("open_files") or {}).values()
+                ),
+                what=f"{name} open",
+            )
+            [entry] = [f for f in samba.open_files() if f["filename"] == name]
+            assert entry["opens"]
+    finally:
+        path.unlink()
