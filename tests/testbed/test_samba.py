@@ -227,3 +227,11 @@ def test_smbstatus_shows_open_file(samba: PrivateSamba) -> None:
             assert entry["opens"]
     finally:
         path.unlink()
+
+
+def test_non_root_gets_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import smbfs.devserver as devserver
+
+    monkeypatch.setattr(devserver.os, "geteuid", lambda: 1000)
+    with pytest.raises(devserver.SambaError, match="needs root"):
+        PrivateSamba().start()
