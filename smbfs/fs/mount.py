@@ -139,6 +139,11 @@ async def _run_fuse(ops: SmbOperations, mp: str, options: FsOptions,
             nursery.start_soon(ready)
             await pyfuse3.main()
             nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        # Callers (the CLI) expect the failure itself, not a group of one.
+        if len(group.exceptions) == 1:
+            raise group.exceptions[0] from None
+        raise
     finally:
         pyfuse3.close(unmount=True)
         log.info("unmounted %s", mp)

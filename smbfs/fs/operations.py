@@ -9,7 +9,10 @@ anything else would end the main loop.
 Caching (see docs/filesystem.md): attributes and directory entries are
 trusted for ``actimeo`` seconds (the kernel is told the same timeouts), data
 is never kept across opens (``keep_cache=False``) and writes go straight to
-the server (no writeback cache): there is no lease-driven cache yet.
+the server (no writeback cache): there is no lease-driven cache yet, so
+opens ask for no lease (and hence no durable handle). A lease would buy
+nothing without a cache, and the engine's lease keys follow paths, which a
+rename of an open file (our unlink of open files) would leave stale.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import os
 import secrets
 import stat
 from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
 import pyfuse3
@@ -127,11 +130,15 @@ class FsFacts:
     max_name: int = 255
     name: str = ""
     writable: bool = True
-    extra: dict[str, Any] = field(default_factory=dict)
+
+    eas_probe: bool = False
 
     @property
     def eas(self) -> bool:
-        return bool(self.attributes & FileSystemAttributes.FILE_SUPPORTS_EXTENDED_ATTRIBUTES)
+        # Samba 4.17 serves EAs without announcing
+        # FILE_SUPPORTS_EXTENDED_ATTRIBUTES, hence the probe as well.
+        return self.eas_probe or bool(
+            self.attributes & FileSystemAttributes.FILE_SUPPORTS_EXTENDED_ATTRIBUTES)
 
 
 class SmbOperations(pyfuse3.Operations):
@@ -177,11 +184,24 @@ class SmbOperations(pyfuse3.Operations):
             self.facts.name = fa.file_system_name
         except SMBError as e:
             log.debug("FileFsAttributeInformation: %s", e)
+        self.facts.eas_probe = await self._probe_eas()
         maximal = self.tree.maximal_access
         self.facts.writable = bool(maximal & (_A.FILE_WRITE_DATA | _A.GENERIC_WRITE
                                               | _A.GENERIC_ALL)) if maximal else True
         log.debug("share %s: fs %r attributes %#x writable %s", self.tree.share_name,
                   self.facts.name, self.facts.attributes, self.facts.writable)
+
+    async def _probe_eas(self) -> bool:
+        """Does the share take EAs? Ask for the root's (an empty answer is
+        fine; STATUS_EAS_NOT_SUPPORTED is not)."""
+        try:
+            await self._all_eas(self.inodes.root)
+        except SMBError as e:
+            if e.status in (_S.STATUS_EAS_NOT_SUPPORTED, _S.STATUS_NOT_SUPPORTED,
+                            _S.STATUS_INVALID_DEVICE_REQUEST):
+                return False
+            log.debug("EA probe: %s", e)
+        return True
 
     async def close_all(self) -> None:
         """Close every handle still open (after unmount), best effort."""
@@ -476,7 +496,8 @@ class SmbOperations(pyfuse3.Operations):
         access, writable = self._access_for(flags)
         if writable or flags & os.O_TRUNC:
             self._check_writable()
-        op = await self.tree.create(node.path, desired_access=access,
+        op = await self.tree.create(node.path, desired_access=access, lease=False,
+                                    durable=False,
                                     options=CreateOptions.FILE_NON_DIRECTORY_FILE)
         try:
             if flags & os.O_TRUNC and writable:
@@ -506,6 +527,7 @@ class SmbOperations(pyfuse3.Operations):
         access, _ = self._access_for(flags)
         op = await self.tree.create(path, desired_access=access | _A.FILE_WRITE_ATTRIBUTES,
                                     disposition=disposition, query_on_disk_id=True,
+                                    lease=False, durable=False,
                                     options=CreateOptions.FILE_NON_DIRECTORY_FILE)
         info = op.info
         if not info.file_id and self.inodes.serverino:

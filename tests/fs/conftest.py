@@ -12,7 +12,7 @@ import subprocess
 import sys
 import tempfile
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,8 +34,27 @@ class Mount:
     server_dir: Path
     options: dict[str, Any]
 
-    def stderr(self) -> str:
-        return ""
+    log: Path
+
+    def log_tail(self, lines: int = 60) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+_ACTIVE: list[Mount] = []
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    if report.failed:
+        for m in _ACTIVE:
+            report.sections.append((f"smbfs mount log {m.path} ({m.log})", m.log_tail()))
+    return report
 
 
 def _is_mounted(path: Path) -> bool:
@@ -44,6 +63,8 @@ def _is_mounted(path: Path) -> bool:
 
 
 def _unmount(m: Mount) -> None:
+    if m in _ACTIVE:
+        _ACTIVE.remove(m)
     if _is_mounted(m.path):
         subprocess.run(["fusermount3", "-u", str(m.path)], capture_output=True,
                        timeout=UNMOUNT_TIMEOUT)
@@ -72,12 +93,14 @@ def start_mount(samba: PrivateSamba, share: str | None = None, subdir: str = "",
         "mountpoint": str(mp), "options": options,
     }
     rfd, wfd = os.pipe()
-    proc = subprocess.Popen(
-        [sys.executable, str(RUNNER), json.dumps(spec), str(wfd)],
-        pass_fds=(wfd,), stdin=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
+    log = Path(tempfile.mkstemp(prefix="smbfs-mount-", suffix=".log")[1])
+    with open(log, "wb") as logf:
+        proc = subprocess.Popen(
+            [sys.executable, str(RUNNER), json.dumps(spec), str(wfd)],
+            pass_fds=(wfd,), stdin=subprocess.DEVNULL, stderr=logf,
+        )
     os.close(wfd)
-    m = Mount(mp, proc, share, samba.share_path(share), options)
+    m = Mount(mp, proc, share, samba.share_path(share), options, log)
     try:
         r, _, _ = select.select([rfd], [], [], READY_TIMEOUT)
         got = os.read(rfd, 64) if r else b""
@@ -85,8 +108,8 @@ def start_mount(samba: PrivateSamba, share: str | None = None, subdir: str = "",
         os.close(rfd)
     if got != b"ready\n":
         _unmount(m)
-        err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-        raise RuntimeError(f"mount did not become ready (got {got!r}): {err[-2000:]}")
+        raise RuntimeError(f"mount did not become ready (got {got!r}): {m.log_tail()}")
+    _ACTIVE.append(m)
     return m
 
 

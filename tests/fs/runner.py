@@ -52,6 +52,8 @@ def main() -> int:
     try:
         trio.run(run)
     except Exception as e:
+        while isinstance(e, BaseExceptionGroup) and len(e.exceptions) == 1:
+            e = e.exceptions[0]
         print(f"runner: {type(e).__name__}: {e}", file=sys.stderr)
         return 1
     return 0
