@@ -321,7 +321,12 @@ class FaultProxy:
                         poller.register(side.sock, ev)
                         where[side.sock.fileno()] = (c, side, other)
             timeout_ms = int(stall_left * 1000) + 1 if stalled else None
-            for fd, ev in poller.poll(timeout_ms):
+            events = poller.poll(timeout_ms)
+            with self._lock:
+                # A stall requested while we were in poll() holds this round's data too.
+                if self._stall_until > time.monotonic():
+                    where.clear()
+            for fd, ev in events:
                 if fd == self._wake_r.fileno():
                     with contextlib.suppress(OSError):
                         self._wake_r.recv(4096)
