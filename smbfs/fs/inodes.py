@@ -49,6 +49,14 @@ def _key(path: str) -> str:
     return path.casefold()
 
 
+def _same_file(node: Node, info: FileInfo) -> bool:
+    """Is ``info`` (same server id, other path) the file ``node`` knew?
+    A recreated file has another birth time; a hard link or a rename does not."""
+    if node.info is None or not node.info.creation_ns or not info.creation_ns:
+        return True
+    return node.info.creation_ns == info.creation_ns and node.is_dir == info.is_directory
+
+
 @dataclass(eq=False, slots=True)
 class Node:
     """What we know about one inode."""
@@ -121,6 +129,16 @@ class InodeTable:
         else:
             ino = self._number_for(path, info)
         node = self._by_ino.get(ino)
+        if node is not None and node is not self.root and _key(node.path) != _key(path) \
+                and not _same_file(node, info):
+            # The server reused the id of a deleted file (ids derive from the
+            # disk's inode numbers). The kernel may still hold the old inode,
+            # with cached children: the new file must not inherit it.
+            if node.lookups <= 0 and node.open_handles <= 0:
+                self._evict(node)
+            else:
+                ino = next(self._counter)
+            node = self._by_ino.get(ino)
         if old_ino is not None and old_ino != ino:
             # Another file now has this name (replaced by rename or by
             # another client): the old node keeps living for the kernel
@@ -141,6 +159,12 @@ class InodeTable:
         self._by_path[_key(path)] = ino
         self.set_info(node, info)
         return node
+
+    def _evict(self, node: Node) -> None:
+        del self._by_ino[node.ino]
+        for p in (node.path, *node.aliases):
+            if self._by_path.get(_key(p)) == node.ino:
+                del self._by_path[_key(p)]
 
     def set_info(self, node: Node, info: FileInfo) -> None:
         node.info = info
@@ -231,10 +255,8 @@ class InodeTable:
     def _maybe_drop(self, node: Node) -> None:
         if node.lookups > 0 or node.open_handles > 0 or node.ino == ROOT_INODE:
             return
-        del self._by_ino[node.ino]
-        for p in (node.path, *node.aliases):
-            if self._by_path.get(_key(p)) == node.ino:
-                del self._by_path[_key(p)]
+        if self._by_ino.get(node.ino) is node:
+            self._evict(node)
 
     def opened(self, node: Node) -> None:
         node.open_handles += 1

@@ -69,11 +69,16 @@ _BLKSIZE = 1024 * 1024
 _EA_OUT = 65536
 
 
+_QUIET = frozenset({"read", "write", "readdir"})
+
+
 def _fuse_op(fn: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, Coroutine[Any, Any, T]]:
     """Turn every failure of a handler into a FUSEError."""
 
     @functools.wraps(fn)
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        if log.isEnabledFor(logging.DEBUG) and fn.__name__ not in _QUIET:
+            log.debug("%s%r", fn.__name__, args[1:3])
         try:
             return await fn(*args, **kwargs)
         except pyfuse3.FUSEError:
@@ -254,9 +259,9 @@ class SmbOperations(pyfuse3.Operations):
         a.st_birthtime_ns = info.creation_ns or 0
         return a
 
-    def _handle_of(self, node: Node) -> Handle | None:
+    def _handle_of(self, node: Node, *, writable: bool = False) -> Handle | None:
         for h in self.handles.values():
-            if h.node is node and not h.open.closed:
+            if h.node is node and not h.open.closed and (h.writable or not writable):
                 return h
         return None
 
@@ -341,7 +346,12 @@ class SmbOperations(pyfuse3.Operations):
             return await self.getattr(inode, ctx)
         self._check_writable()
         handle = self.handles.get(fh) if fh is not None else None
-        op = handle.open if handle is not None and handle.writable else None
+        if handle is None or not handle.writable:
+            # futimens/fchmod arrive without fh: still use our writable
+            # handle if there is one, or Samba's update of the write time
+            # at that handle's close would undo an explicit mtime (cp -a).
+            handle = self._handle_of(node, writable=True)
+        op = handle.open if handle is not None else None
         own: Open | None = None
         if op is None:
             access = _A.FILE_WRITE_ATTRIBUTES | _A.FILE_READ_ATTRIBUTES | _A.SYNCHRONIZE
