@@ -50,11 +50,15 @@ def _key(path: str) -> str:
 
 
 def _same_file(node: Node, info: FileInfo) -> bool:
-    """Is ``info`` (same server id, other path) the file ``node`` knew?
-    A recreated file has another birth time; a hard link or a rename does not."""
-    if node.info is None or not node.info.creation_ns or not info.creation_ns:
-        return True
-    return node.info.creation_ns == info.creation_ns and node.is_dir == info.is_directory
+    """Is ``info`` (same server id, another path) the file ``node`` knew?
+
+    A file may be a hard link: yes. A directory cannot be: it was renamed
+    or deleted behind our back and its id reused (Samba's ids derive from
+    the disk's inode numbers), and the kernel may still hold the old inode
+    with cached children, so it must be a new inode. Birth times cannot
+    tell: Samba makes them up from the other times on filesystems without one.
+    """
+    return not (node.is_dir or info.is_directory)
 
 
 @dataclass(eq=False, slots=True)
@@ -82,6 +86,8 @@ class InodeTable:
         self.actimeo = actimeo
         self._by_ino: dict[int, Node] = {}
         self._by_path: dict[str, int] = {}
+        # Server ids whose number a stale inode still holds -> local number.
+        self._remap: dict[int, int] = {}
         self._counter = itertools.count(_LOCAL_BASE if serverino else ROOT_INODE + 1)
         self.root = Node(ROOT_INODE, root_path, True, lookups=1)
         self._by_ino[ROOT_INODE] = self.root
@@ -111,7 +117,7 @@ class InodeTable:
     def _number_for(self, path: str, info: FileInfo) -> int:
         if self.serverino and info.file_id and info.file_id != ROOT_INODE \
                 and info.file_id < _LOCAL_BASE:
-            return info.file_id
+            return self._remap.get(info.file_id, info.file_id)
         ino = self._by_path.get(_key(path))
         if ino is not None and ino != ROOT_INODE and not self.serverino:
             return ino
@@ -131,13 +137,13 @@ class InodeTable:
         node = self._by_ino.get(ino)
         if node is not None and node is not self.root and _key(node.path) != _key(path) \
                 and not _same_file(node, info):
-            # The server reused the id of a deleted file (ids derive from the
-            # disk's inode numbers). The kernel may still hold the old inode,
-            # with cached children: the new file must not inherit it.
             if node.lookups <= 0 and node.open_handles <= 0:
                 self._evict(node)
             else:
                 ino = next(self._counter)
+                if info.file_id:
+                    # Later sightings of this id are the new file.
+                    self._remap[info.file_id] = ino
             node = self._by_ino.get(ino)
         if old_ino is not None and old_ino != ino:
             # Another file now has this name (replaced by rename or by
@@ -162,6 +168,8 @@ class InodeTable:
 
     def _evict(self, node: Node) -> None:
         del self._by_ino[node.ino]
+        if node.server_id is not None and self._remap.get(node.server_id) == node.ino:
+            del self._remap[node.server_id]
         for p in (node.path, *node.aliases):
             if self._by_path.get(_key(p)) == node.ino:
                 del self._by_path[_key(p)]
