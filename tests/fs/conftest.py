@@ -83,12 +83,13 @@ def _unmount(m: Mount) -> None:
 
 
 def start_mount(samba: PrivateSamba, share: str | None = None, subdir: str = "",
-                mountpoint: Path | None = None, **options: Any) -> Mount:
+                mountpoint: Path | None = None, port: int | None = None,
+                **options: Any) -> Mount:
     share = share or samba.shares.rw
     mp = mountpoint or Path(tempfile.mkdtemp(prefix="smbfs-mnt-"))
     options.setdefault("fsname", f"//{samba.host}/{share}")
     spec = {
-        "host": samba.host, "port": samba.port, "username": samba.user.name,
+        "host": samba.host, "port": port or samba.port, "username": samba.user.name,
         "password": samba.user.password, "share": share, "subdir": subdir,
         "mountpoint": str(mp), "options": options,
     }
@@ -128,8 +129,9 @@ def mount_factory(samba: PrivateSamba) -> Iterator[Callable[..., Mount]]:
     this test's own, unmounted at teardown."""
     mounts: list[Mount] = []
 
-    def factory(share: str | None = None, subdir: str = "", **options: Any) -> Mount:
-        m = start_mount(samba, share, subdir, **options)
+    def factory(share: str | None = None, subdir: str = "", port: int | None = None,
+                **options: Any) -> Mount:
+        m = start_mount(samba, share, subdir, port=port, **options)
         mounts.append(m)
         return m
 

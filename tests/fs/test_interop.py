@@ -105,3 +105,50 @@ def test_unmount_while_file_open_is_clean(samba: PrivateSamba, mount_factory: ob
     f.close()
     assert m.proc.wait(timeout=15) == 0
     assert (work.server / "held").read_bytes() == b"x"
+
+
+def test_connection_lost_gives_eio_not_a_dead_mount(samba: PrivateSamba, mount_factory: object,
+                                                   fault_proxy: object, work: WorkDir) -> None:
+    proxy = fault_proxy(samba.host, samba.port)  # type: ignore[operator]
+    (work.server / "f").write_bytes(b"1")
+    m: Mount = mount_factory(subdir=work.name, port=proxy.port, actimeo=0)  # type: ignore
+    assert (m.path / "f").read_bytes() == b"1"
+    proxy.cut_all()
+    with pytest.raises(OSError) as e:
+        (m.path / "f").read_bytes()
+    assert e.value.errno in (errno.EIO, errno.ENOTCONN)
+    assert "connection lost" in m.log_tail(200)
+    # The mount process still answers (and unmounts cleanly at teardown).
+    with pytest.raises(OSError):
+        os.listdir(m.path)
+    assert m.proc.poll() is None
+
+
+def test_fallocate_not_supported(work: WorkDir) -> None:
+    p = work.path / "fa"
+    p.write_bytes(b"")
+    r = subprocess.run(["fallocate", "-l", "1M", str(p)], capture_output=True, text=True)
+    assert r.returncode != 0 and "not supported" in r.stderr.lower()
+    # glibc's posix_fallocate falls back to writing: it works.
+    fd = os.open(p, os.O_WRONLY)
+    try:
+        os.posix_fallocate(fd, 0, 65536)
+    finally:
+        os.close(fd)
+    assert p.stat().st_size == 65536
+
+
+def test_many_programs_at_once(work: WorkDir, tmp_path: Path) -> None:
+    srcs = []
+    for i in range(6):
+        src = tmp_path / f"s{i}"
+        src.write_bytes(os.urandom(2 * 1024 * 1024 + i))
+        srcs.append(src)
+    procs = [subprocess.Popen(["cp", str(s), str(work.path / s.name)]) for s in srcs]
+    procs += [subprocess.Popen(["ls", "-lR", str(work.path)], stdout=subprocess.DEVNULL)
+              for _ in range(3)]
+    for p in procs:
+        assert p.wait(timeout=120) == 0
+    readers = [subprocess.Popen(["cmp", str(s), str(work.path / s.name)]) for s in srcs]
+    for p in readers:
+        assert p.wait(timeout=120) == 0

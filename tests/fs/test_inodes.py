@@ -1,0 +1,114 @@
+"""The inode table alone: numbering, lookup counts, renames, id reuse."""
+
+from __future__ import annotations
+
+import trio
+import trio.testing
+
+from smbfs.client.open import FileInfo
+from smbfs.fs.inodes import ROOT_INODE, InodeTable
+from smbfs.proto.fscc.attributes import FileAttributes
+
+DIR = int(FileAttributes.FILE_ATTRIBUTE_DIRECTORY)
+FILE = int(FileAttributes.FILE_ATTRIBUTE_ARCHIVE)
+
+
+def _info(fid: int | None, attrs: int = FILE, size: int = 0) -> FileInfo:
+    return FileInfo(size=size, allocation_size=0, attributes=attrs, file_id=fid)
+
+
+async def test_server_ids_are_inode_numbers_and_forget_frees() -> None:
+    t = InodeTable("", serverino=True, actimeo=1.0)
+    n = t.remember("a", _info(1000))
+    assert n.ino == 1000 and t.by_path("A") is n  # case-insensitive share
+    t.lookup(n, 2)
+    t.forget(1000, 1)
+    assert t.by_path("a") is n
+    t.forget(1000, 1)
+    assert t.by_path("a") is None and len(t) == 1  # only the root is left
+    t.forget(ROOT_INODE, 5)
+    assert t.get(ROOT_INODE) is t.root
+
+
+async def test_open_handle_keeps_node_after_forget() -> None:
+    t = InodeTable("", serverino=True, actimeo=1.0)
+    n = t.remember("f", _info(7))
+    t.lookup(n)
+    t.opened(n)
+    t.forget(7, 1)
+    assert t.get(7) is n
+    t.closed(n)
+    assert len(t) == 1
+
+
+async def test_noserverino_counter_stable_per_path() -> None:
+    t = InodeTable("sub", serverino=False, actimeo=1.0)
+    a = t.remember("sub\\a", _info(55))
+    b = t.remember("sub\\b", _info(55))
+    assert a.ino != b.ino and a.ino != 55
+    assert t.remember("sub\\a", _info(55)) is a
+    assert t.remember("sub", _info(1, DIR)) is t.root
+
+
+async def test_directory_rename_moves_children() -> None:
+    t = InodeTable("", serverino=True, actimeo=1.0)
+    d = t.remember("d", _info(10, DIR))
+    c = t.remember("d\\e\\f", _info(11))
+    t.lookup(d)
+    t.lookup(c)
+    t.moved("d", "x")
+    assert d.path == "x" and c.path == "x\\e\\f"
+    assert t.by_path("x\\e\\f") is c and t.by_path("d\\e\\f") is None
+
+
+async def test_rename_over_existing_drops_target_name() -> None:
+    t = InodeTable("", serverino=True, actimeo=1.0)
+    a = t.remember("a", _info(1))
+    b = t.remember("b", _info(2))
+    t.lookup(a)
+    t.lookup(b)
+    t.moved("a", "b")
+    assert t.by_path("b") is a and t.by_path("a") is None
+    assert t.get(2) is b  # the kernel still holds it until forget
+
+
+async def test_reused_directory_id_gets_new_inode_while_referenced() -> None:
+    t = InodeTable("", serverino=True, actimeo=1.0)
+    old = t.remember("old", _info(42, DIR))
+    t.lookup(old)
+    t.removed("old")
+    new = t.remember("new", _info(42, DIR))
+    assert new is not old and new.ino != 42
+    # Later sightings of id 42 are the new directory.
+    assert t.remember("new", _info(42, DIR)) is new
+    t.lookup(new)
+    t.forget(42, 1)
+    t.forget(new.ino, 1)
+    assert len(t) == 1
+    # Unreferenced: the id is a plain inode number again.
+    assert t.remember("again", _info(42, DIR)).ino == 42
+
+
+async def test_hard_link_names_share_a_node() -> None:
+    t = InodeTable("", serverino=True, actimeo=1.0)
+    a = t.remember("a", _info(5))
+    t.lookup(a)
+    b = t.remember("b", _info(5))
+    assert a is b and t.by_path("a") is a and t.by_path("b") is a
+    t.removed("b")
+    assert a.path == "a" and t.by_path("a") is a
+
+
+async def test_attributes_expire_and_invalidate(mock_clock: trio.testing.MockClock) -> None:
+    t = InodeTable("", serverino=True, actimeo=0.05)
+    n = t.remember("a", _info(3, size=1))
+    assert t.fresh_info(n) is not None
+    t.invalidate(n)
+    assert t.fresh_info(n) is None
+    t.set_info(n, _info(3, size=2))
+    assert t.fresh_info(n) is not None
+    mock_clock.jump(0.06)
+    assert t.fresh_info(n) is None
+    t.set_info(n, _info(3))
+    t.invalidate_all()
+    assert t.fresh_info(n) is None

@@ -1,0 +1,71 @@
+"""SmbOperations driven directly (no kernel) against the real Samba, where
+we need to count round trips: readdirplus must make the following
+lookups/getattrs free."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pyfuse3
+import pytest
+
+from smbfs.client import ClientConfig, Tree, open_session
+from smbfs.devserver import PrivateSamba
+from smbfs.fs.operations import SmbOperations
+from smbfs.fs.options import FsOptions
+
+
+@pytest.fixture
+async def ops(samba: PrivateSamba) -> AsyncIterator[SmbOperations]:
+    cfg = ClientConfig(host=samba.host, port=samba.port, username=samba.user.name,
+                       password=samba.user.password)
+    async with open_session(cfg) as session:
+        tree = await Tree.connect(session, samba.shares.rw)
+        o = SmbOperations(tree, "", FsOptions(actimeo=60))
+        await o.start()
+        yield o
+        await o.close_all()
+        await tree.disconnect()
+
+
+async def test_readdirplus_makes_lookups_free(ops: SmbOperations, samba: PrivateSamba,
+                                              monkeypatch: pytest.MonkeyPatch,
+                                              tmp_path: Any) -> None:
+    name = f"rdp-{os.getpid()}"
+    d = samba.share_path(samba.shares.rw) / name
+    d.mkdir()
+    try:
+        for i in range(50):
+            (d / f"f{i}").write_bytes(b"x" * i)
+        replies: list[tuple[bytes, pyfuse3.EntryAttributes]] = []
+
+        def reply(token: object, n: bytes, attr: pyfuse3.EntryAttributes, next_id: int) -> bool:
+            replies.append((n, attr))
+            return True
+
+        monkeypatch.setattr(pyfuse3, "readdir_reply", reply)
+        dir_attr = await ops.lookup(pyfuse3.ROOT_INODE, name.encode(), None)  # type: ignore
+        fh = await ops.opendir(dir_attr.st_ino, None)  # type: ignore[arg-type]
+        await ops.readdir(fh, 0, None)  # type: ignore[arg-type]
+        await ops.releasedir(fh)
+        names = {n for n, _ in replies} - {b".", b".."}
+        assert names == {f"f{i}".encode() for i in range(50)}
+        before = ops.tree.round_trips
+        for n, attr in replies:
+            if n in (b".", b".."):
+                continue
+            got = await ops.lookup(dir_attr.st_ino, n, None)  # type: ignore[arg-type]
+            assert got.st_ino == attr.st_ino and got.st_size == int(n[1:])
+            await ops.getattr(got.st_ino, None)  # type: ignore[arg-type]
+        assert ops.tree.round_trips == before  # all from the listing's attributes
+        # Lookup counts: one per readdir entry plus one per lookup; forgetting
+        # them all frees the nodes.
+        inos = [(a.st_ino, 2) for n, a in replies if n not in (b".", b"..")]
+        await ops.forget(inos)
+        assert all(ops.inodes.by_path(f"{name}\\f{i}") is None for i in range(50))
+    finally:
+        for f in d.iterdir():
+            f.unlink()
+        d.rmdir()
