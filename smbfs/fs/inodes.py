@@ -76,6 +76,8 @@ class Node:
     # Extra names of a hard-linked file we have seen, so an unlink of one
     # name can move the node to another.
     aliases: set[str] = field(default_factory=set)
+    # Unlinked while open (renamed to a hidden name, delete pending).
+    unlinked: bool = False
 
 
 class InodeTable:

@@ -23,8 +23,9 @@ import logging
 import os
 import secrets
 import stat
-from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from typing import Any, ParamSpec, TypeVar
 
 import pyfuse3
@@ -112,18 +113,52 @@ def _could_exist(name: str) -> bool:
 
 
 @dataclass(eq=False, slots=True)
-class Handle:
+class _Gated:
+    """An SMB open behind a FUSE handle, which a directory rename may have
+    to close and reopen under the handle's feet (Samba refuses to rename a
+    directory with opens below it): users go through :meth:`using`, which
+    waits while the open is being swapped."""
+
     fh: int
     node: Node
     open: Open
-    writable: bool
+    busy: int = field(default=0, kw_only=True)
+    gate: trio.Event | None = field(default=None, kw_only=True)
+    idle: trio.Event | None = field(default=None, kw_only=True)
+
+    @asynccontextmanager
+    async def using(self) -> AsyncIterator[Open]:
+        while self.gate is not None:
+            await self.gate.wait()
+        self.busy += 1
+        try:
+            yield self.open
+        finally:
+            self.busy -= 1
+            if self.busy == 0 and self.idle is not None:
+                self.idle.set()
+
+    async def drain(self) -> None:
+        """Close the gate and wait for the users inside to finish."""
+        self.gate = trio.Event()
+        while self.busy:
+            self.idle = trio.Event()
+            await self.idle.wait()
+        self.idle = None
+
+    def reopen_gate(self) -> None:
+        gate, self.gate = self.gate, None
+        if gate is not None:
+            gate.set()
 
 
 @dataclass(eq=False, slots=True)
-class DirHandle:
-    fh: int
-    node: Node
-    open: Open
+class Handle(_Gated):
+    writable: bool = False
+
+
+@dataclass(eq=False, slots=True)
+class DirHandle(_Gated):
     entries: list[FileInfo] | None = None
 
 
@@ -245,7 +280,10 @@ class SmbOperations(pyfuse3.Operations):
             if info.is_readonly:
                 mode &= ~0o222
         a.st_mode = mode
-        a.st_nlink = 1 if node.is_dir else max(info.nlink, 1 if node.open_handles else 0)
+        if node.is_dir:
+            a.st_nlink = 1
+        else:
+            a.st_nlink = 0 if node.unlinked else max(info.nlink, 1)
         a.st_uid = o.uid
         a.st_gid = o.gid
         a.st_rdev = 0
@@ -270,7 +308,8 @@ class SmbOperations(pyfuse3.Operations):
         have one (it survives an unlink), else a one-round-trip stat."""
         h = self._handle_of(node)
         if h is not None:
-            info = await h.open.query_attributes()
+            async with h.using() as op:
+                info = await op.query_attributes()
         elif node is self.inodes.root and self.root_open is not None:
             info = await self.root_open.query_attributes()
         else:
@@ -351,41 +390,46 @@ class SmbOperations(pyfuse3.Operations):
             # handle if there is one, or Samba's update of the write time
             # at that handle's close would undo an explicit mtime (cp -a).
             handle = self._handle_of(node, writable=True)
-        op = handle.open if handle is not None else None
-        own: Open | None = None
-        if op is None:
-            access = _A.FILE_WRITE_ATTRIBUTES | _A.FILE_READ_ATTRIBUTES | _A.SYNCHRONIZE
-            if want_size:
-                access |= _A.FILE_WRITE_DATA
-            own = op = await self.tree.create(
-                node.path, desired_access=access, lease=False, durable=False,
-                options=CreateOptions.FILE_DIRECTORY_FILE if node.is_dir else 0)
+        if handle is not None:
+            async with handle.using() as op:
+                await self._apply_setattr(op, node, attr, fields)
+            await self._refresh(node)
+            return self.attributes(node)
+        access = _A.FILE_WRITE_ATTRIBUTES | _A.FILE_READ_ATTRIBUTES | _A.SYNCHRONIZE
+        if want_size:
+            access |= _A.FILE_WRITE_DATA
+        own = await self.tree.create(
+            node.path, desired_access=access, lease=False, durable=False,
+            options=CreateOptions.FILE_DIRECTORY_FILE if node.is_dir else 0)
         try:
-            if want_size:
-                await op.truncate(attr.st_size)
-            attrs = 0
-            if want_mode:
-                cur = (node.info.attributes if node.info else 0) & ~int(
-                    FileAttributes.FILE_ATTRIBUTE_NORMAL)
-                ro = int(FileAttributes.FILE_ATTRIBUTE_READONLY)
-                new = (cur & ~ro) if attr.st_mode & 0o200 else (cur | ro)
-                if new != cur:
-                    attrs = new or int(FileAttributes.FILE_ATTRIBUTE_NORMAL)
-            if want_times or attrs:
-                await op.set_times(
-                    access_ns=attr.st_atime_ns if fields.update_atime else None,
-                    write_ns=attr.st_mtime_ns if fields.update_mtime else None,
-                    attributes=attrs,
-                )
+            await self._apply_setattr(own, node, attr, fields)
         finally:
-            if own is not None:
-                info = await own.close()
-                if info is not None:
-                    info.file_id = node.server_id
-                    self.inodes.set_info(node, info)
-        if own is None or node.info is None:
+            info = await own.close()
+        if info is not None:
+            info.file_id = node.server_id
+            self.inodes.set_info(node, info)
+        else:
             await self._refresh(node)
         return self.attributes(node)
+
+    async def _apply_setattr(self, op: Open, node: Node, attr: pyfuse3.EntryAttributes,
+                             fields: pyfuse3.SetattrFields) -> None:
+        if fields.update_size:
+            await op.truncate(attr.st_size)
+        attrs = 0
+        if fields.update_mode and not node.is_dir:
+            cur = (node.info.attributes if node.info else 0) & ~int(
+                FileAttributes.FILE_ATTRIBUTE_NORMAL)
+            ro = int(FileAttributes.FILE_ATTRIBUTE_READONLY)
+            new = (cur & ~ro) if attr.st_mode & 0o200 else (cur | ro)
+            if new != cur:
+                attrs = new or int(FileAttributes.FILE_ATTRIBUTE_NORMAL)
+        if fields.update_atime or fields.update_mtime or attrs:
+            await op.set_times(
+                access_ns=attr.st_atime_ns if fields.update_atime else None,
+                write_ns=attr.st_mtime_ns if fields.update_mtime else None,
+                attributes=attrs,
+            )
 
     # ------------------------------------------------------------ directories
 
@@ -406,7 +450,8 @@ class SmbOperations(pyfuse3.Operations):
     async def readdir(self, fh: int, start_id: int, token: pyfuse3.ReaddirToken) -> None:
         d = self.dirs[fh]
         if start_id == 0 or d.entries is None:
-            entries = await d.open.list_directory()
+            async with d.using() as op:
+                entries = await op.list_directory()
             d.entries = [e for e in entries if not e.name.startswith(HIDDEN_PREFIX)]
         base = d.node.path
         # "." and ".." first (ls -a shows them; the kernel does not make them
@@ -442,7 +487,8 @@ class SmbOperations(pyfuse3.Operations):
         if d is None:
             return
         self.inodes.closed(d.node)
-        await d.open.close(post_query=False)
+        async with d.using() as op:
+            await op.close(post_query=False)
 
     @_fuse_op
     async def fsyncdir(self, fh: int, datasync: bool) -> None:
@@ -492,7 +538,7 @@ class SmbOperations(pyfuse3.Operations):
         if wsize:
             op.max_write = max(1, min(op.max_write, wsize))
         fh = self._new_fh()
-        self.handles[fh] = Handle(fh, node, op, writable)
+        self.handles[fh] = Handle(fh, node, op, writable=writable)
         self.inodes.opened(node)
         fi = pyfuse3.FileInfo(fh=fh)
         fi.keep_cache = False
@@ -555,8 +601,8 @@ class SmbOperations(pyfuse3.Operations):
 
     @_fuse_op
     async def read(self, fh: int, off: int, size: int) -> bytes:
-        h = self.handles[fh]
-        data = await h.open.read(off, size)
+        async with self.handles[fh].using() as op:
+            data = await op.read(off, size)
         return data  # type: ignore[return-value]  # bytearray is a buffer too
 
     @_fuse_op
@@ -564,7 +610,8 @@ class SmbOperations(pyfuse3.Operations):
         h = self.handles[fh]
         if not h.writable:
             raise pyfuse3.FUSEError(errno.EBADF)
-        n = await h.open.write(off, buf)
+        async with h.using() as op:
+            n = await op.write(off, buf)
         node = h.node
         if node.info is not None:
             # Keep the size we know current without a round trip; times come
@@ -583,7 +630,8 @@ class SmbOperations(pyfuse3.Operations):
     async def fsync(self, fh: int, datasync: bool) -> None:
         h = self.handles.get(fh)
         if h is not None and h.writable:
-            await h.open.flush()
+            async with h.using() as op:
+                await op.flush()
 
     @_fuse_op
     async def release(self, fh: int) -> None:
@@ -591,7 +639,8 @@ class SmbOperations(pyfuse3.Operations):
         if h is None:
             return
         try:
-            info = await h.open.close()
+            async with h.using() as op:
+                info = await op.close()
             if info is not None and h.node.info is not None and not h.node.is_dir:
                 info.file_id = h.node.server_id
                 info.nlink = h.node.info.nlink
@@ -605,11 +654,14 @@ class SmbOperations(pyfuse3.Operations):
         """Move an open file out of the way and mark it delete-on-close: its
         name disappears at once, our open handles keep working, the data
         goes when the last one closes (POSIX unlink of an open file)."""
-        hidden = join(parent_of(path), HIDDEN_PREFIX + secrets.token_hex(8))
+        # In the mount's root, not the file's directory: that one must
+        # stay removable (rmdir) while the file is still open.
+        hidden = join(self.inodes.root.path, HIDDEN_PREFIX + secrets.token_hex(8))
         await self.tree.rename(path, hidden, replace=False)
         self.inodes.moved(path, hidden)
         await self._delete(hidden, directory=False)
         self.inodes.removed(hidden)
+        node.unlinked = True
         return hidden
 
     async def _delete(self, path: str, *, directory: bool) -> None:
@@ -660,10 +712,54 @@ class SmbOperations(pyfuse3.Operations):
         same = old.casefold() == new.casefold()
         if not same and not noreplace:
             await self._clear_target(old, new)
-        await self.tree.rename(old, new, replace=not noreplace and not same)
-        self.inodes.moved(old, new)
+        replace = not noreplace and not same
+        try:
+            await self.tree.rename(old, new, replace=replace)
+        except SMBError as e:
+            below = self._opens_below(old)
+            if e.status != _S.STATUS_ACCESS_DENIED or not below:
+                raise
+            await self._rename_with_opens_below(old, new, replace, below)
+        else:
+            self.inodes.moved(old, new)
         self.inodes.invalidate(old_parent)
         self.inodes.invalidate(new_parent)
+
+    def _opens_below(self, path: str) -> list[_Gated]:
+        prefix = path.casefold() + "\\"
+        return [h for h in (*self.handles.values(), *self.dirs.values())
+                if h.node.path.casefold().startswith(prefix) and not h.open.closed]
+
+    async def _rename_with_opens_below(self, old: str, new: str, replace: bool,
+                                       below: list[_Gated]) -> None:
+        """Samba refuses to rename a directory with opens below it
+        (STATUS_ACCESS_DENIED); POSIX does not care. Close our opens below,
+        rename, reopen them at their new paths; their users wait at the
+        gate meanwhile. Unlinked files are not closed (the close would
+        delete them): then the refusal stands."""
+        if any(h.node.path.rsplit("\\", 1)[-1].startswith(HIDDEN_PREFIX) for h in below):
+            raise pyfuse3.FUSEError(errno.EBUSY)
+        renamed = False
+        try:
+            for h in below:
+                await h.drain()
+            for h in below:
+                await h.open.close(post_query=False)
+            await self.tree.rename(old, new, replace=replace)
+            renamed = True
+            self.inodes.moved(old, new)
+        finally:
+            with trio.CancelScope(shield=True):
+                for h in below:
+                    req = h.open.request
+                    try:
+                        h.open = await self.tree.create(
+                            h.node.path, desired_access=req.desired_access,
+                            options=req.create_options, lease=False, durable=False)
+                    except Exception as e:
+                        log.error("reopen of %r after %s failed: %s", h.node.path,
+                                  "rename" if renamed else "a failed rename", e)
+                    h.reopen_gate()
 
     async def _clear_target(self, old: str, new: str) -> None:
         """POSIX rename replaces what SMB's ReplaceIfExists does not: an open

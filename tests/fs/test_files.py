@@ -159,12 +159,42 @@ def test_unlink_open_file_keeps_handle(work: WorkDir) -> None:
         f.seek(0)
         assert f.read() == b"datamore"
         assert os.fstat(f.fileno()).st_size == 8
+        assert os.fstat(f.fileno()).st_nlink == 0
         # The name is free again at once.
         p.write_bytes(b"new")
         assert p.read_bytes() == b"new"
     assert p.read_bytes() == b"new"
     # Closing the last handle deletes the hidden file on the server.
     assert sorted(os.listdir(work.server)) == ["open-unlink"]
+
+
+def test_rmdir_while_unlinked_file_open(work: WorkDir) -> None:
+    d = work.path / "d"
+    d.mkdir()
+    with open(d / "f", "w+b") as f:
+        f.write(b"still here")
+        (d / "f").unlink()
+        d.rmdir()
+        assert not d.exists()
+        f.seek(0)
+        assert f.read() == b"still here"
+
+
+def test_rename_directory_with_open_files(work: WorkDir) -> None:
+    d = work.path / "d"
+    (d / "sub").mkdir(parents=True)
+    (d / "sub" / "g").write_bytes(b"")
+    with open(d / "f", "w+b") as f, open(d / "sub" / "g", "rb") as g:
+        f.write(b"x")
+        f.flush()
+        os.rename(d, work.path / "d2")  # Samba alone would say ACCESS_DENIED
+        f.write(b"y")
+        f.flush()
+        f.seek(0)
+        assert f.read() == b"xy"
+        assert g.read() == b""
+    assert (work.path / "d2" / "f").read_bytes() == b"xy"
+    assert not d.exists()
 
 
 def test_rename_open_file(work: WorkDir) -> None:
