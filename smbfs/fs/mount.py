@@ -96,26 +96,79 @@ async def serve(client_config: ClientConfig, share: str, subdir: str, mountpoint
     Before ``on_ready`` failures raise the engine's exceptions
     (AuthenticationError, SMBError, ConnectionLostError, OSError) or
     :class:`MountError`.
+
+    Cancellation (the CLI's SIGTERM) must not reach the engine's own tasks
+    before the clean-up has talked to the server, so the work runs shielded
+    and a watcher turns the caller's cancellation into a graceful stop; the
+    caller's Cancelled is delivered once the clean-up is done.
     """
     mp = _check_mountpoint(mountpoint)
     root = _subdir_path(subdir)
-    async with open_session(client_config) as session:
-        tree = await Tree.connect(session, share)
-        ops: SmbOperations | None = None
+    stop = trio.Event()
+
+    async def set_on_cancel() -> None:
         try:
-            await _check_subdir(tree, root, subdir, share)
-            ops = SmbOperations(tree, root, options)
-            await ops.start()
-            await _run_fuse(ops, mp, options, on_ready)
+            await trio.sleep_forever()
         finally:
-            with trio.move_on_after(CLEANUP_TIMEOUT) as scope:
-                scope.shield = True
-                if ops is not None:
-                    await ops.close_all()
+            stop.set()
+
+    try:
+        async with trio.open_nursery() as guard:
+            guard.start_soon(set_on_cancel)
+            try:
+                with trio.CancelScope(shield=True):
+                    await _serve(client_config, share, root, subdir, mp, options,
+                                 on_ready, stop)
+            finally:
+                guard.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        raise _single(group) from None
+
+
+def _single(group: BaseExceptionGroup) -> BaseException:
+    """Callers (the CLI) expect the failure itself, not a group of one."""
+    while isinstance(group, BaseExceptionGroup) and len(group.exceptions) == 1:
+        group = group.exceptions[0]  # type: ignore[assignment]
+    return group
+
+
+async def _serve(client_config: ClientConfig, share: str, root: str, subdir: str, mp: str,
+                 options: FsOptions, on_ready: Callable[[], None] | None,
+                 stop: trio.Event) -> None:
+    body = trio.CancelScope()
+    fuse = trio.CancelScope()
+    serving = False
+
+    async def stopper() -> None:
+        await stop.wait()
+        # While serving, end FUSE only: the clean-up still needs the engine.
+        # Before (connecting, authenticating), give up at once.
+        (fuse if serving else body).cancel()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(stopper)
+        with body:
+            async with open_session(client_config) as session:
+                tree = await Tree.connect(session, share)
+                ops: SmbOperations | None = None
                 try:
-                    await tree.disconnect()
-                except Exception as e:
-                    log.debug("tree disconnect: %s", e)
+                    await _check_subdir(tree, root, subdir, share)
+                    ops = SmbOperations(tree, root, options)
+                    await ops.start()
+                    serving = True
+                    with fuse:
+                        await _run_fuse(ops, mp, options, on_ready)
+                    serving = False
+                finally:
+                    with trio.move_on_after(CLEANUP_TIMEOUT) as scope:
+                        scope.shield = True
+                        if ops is not None:
+                            await ops.close_all()
+                        try:
+                            await tree.disconnect()
+                        except Exception as e:
+                            log.debug("tree disconnect: %s", e)
+        nursery.cancel_scope.cancel()
 
 
 async def _run_fuse(ops: SmbOperations, mp: str, options: FsOptions,
@@ -140,10 +193,7 @@ async def _run_fuse(ops: SmbOperations, mp: str, options: FsOptions,
             await pyfuse3.main()
             nursery.cancel_scope.cancel()
     except BaseExceptionGroup as group:
-        # Callers (the CLI) expect the failure itself, not a group of one.
-        if len(group.exceptions) == 1:
-            raise group.exceptions[0] from None
-        raise
+        raise _single(group) from None
     finally:
         pyfuse3.close(unmount=True)
         log.info("unmounted %s", mp)

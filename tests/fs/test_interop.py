@@ -152,3 +152,28 @@ def test_many_programs_at_once(work: WorkDir, tmp_path: Path) -> None:
     readers = [subprocess.Popen(["cmp", str(s), str(work.path / s.name)]) for s in srcs]
     for p in readers:
         assert p.wait(timeout=120) == 0
+
+
+def test_sigterm_unmounts_and_logs_off(samba: PrivateSamba, mount_factory: object,
+                                       work: WorkDir) -> None:
+    m: Mount = mount_factory(subdir=work.name)  # type: ignore[operator]
+    f = open(m.path / "open-at-exit", "wb")
+    try:
+        f.write(b"kept")
+        f.flush()
+        m.proc.terminate()
+        assert m.proc.wait(timeout=15) == 0
+    finally:
+        try:
+            f.close()
+        except OSError:
+            pass  # the mount is gone: the kernel answers ENOTCONN
+    with open("/proc/self/mounts") as mounts:
+        assert str(m.path) not in mounts.read()
+    assert (work.server / "open-at-exit").read_bytes() == b"kept"
+
+
+def test_readahead_raised(mounted: Mount) -> None:
+    dev = os.stat(mounted.path).st_dev
+    ra = Path(f"/sys/class/bdi/{os.major(dev)}:{os.minor(dev)}/read_ahead_kb")
+    assert ra.read_text().strip() == "4096"

@@ -69,3 +69,31 @@ async def test_readdirplus_makes_lookups_free(ops: SmbOperations, samba: Private
         for f in d.iterdir():
             f.unlink()
         d.rmdir()
+
+
+async def test_serve_refuses_bad_mountpoints(samba: PrivateSamba, tmp_path: Any) -> None:
+    from smbfs.fs.mount import MountError, serve
+
+    cfg = ClientConfig(host=samba.host, port=samba.port, username=samba.user.name,
+                       password=samba.user.password)
+    with pytest.raises(MountError, match="does not exist"):
+        await serve(cfg, samba.shares.rw, "", str(tmp_path / "missing"), FsOptions())
+    (tmp_path / "file").write_bytes(b"")
+    with pytest.raises(MountError, match="not a directory"):
+        await serve(cfg, samba.shares.rw, "", str(tmp_path / "file"), FsOptions())
+    with pytest.raises(MountError, match="no such directory"):
+        await serve(cfg, samba.shares.rw, "no/such/dir", str(tmp_path), FsOptions())
+
+
+async def test_serve_raises_engine_errors(samba: PrivateSamba, tmp_path: Any) -> None:
+    from smbfs.client import AuthenticationError, SMBError
+    from smbfs.fs.mount import serve
+
+    bad = ClientConfig(host=samba.host, port=samba.port, username=samba.user.name,
+                       password="wrong")
+    with pytest.raises(AuthenticationError):
+        await serve(bad, samba.shares.rw, "", str(tmp_path), FsOptions())
+    good = ClientConfig(host=samba.host, port=samba.port, username=samba.user.name,
+                        password=samba.user.password)
+    with pytest.raises(SMBError, match="STATUS_BAD_NETWORK_NAME"):
+        await serve(good, "nosuchshare", "", str(tmp_path), FsOptions())
