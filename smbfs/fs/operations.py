@@ -197,6 +197,8 @@ class SmbOperations(pyfuse3.Operations):
         self.inodes = InodeTable(root_path, serverino=not options.noserverino,
                                  actimeo=timeout)
         self.handles: dict[int, Handle] = {}
+        # The file handles of each node, for getattr/setattr through a handle.
+        self._node_handles: dict[Node, list[Handle]] = {}
         self.dirs: dict[int, DirHandle] = {}
         self._next_fh = 1
         self.facts = FsFacts()
@@ -250,6 +252,7 @@ class SmbOperations(pyfuse3.Operations):
         if self.root_open is not None:
             opens.append(self.root_open)
         self.handles.clear()
+        self._node_handles.clear()
         self.dirs.clear()
         for op in opens:
             try:
@@ -298,8 +301,8 @@ class SmbOperations(pyfuse3.Operations):
         return a
 
     def _handle_of(self, node: Node, *, writable: bool = False) -> Handle | None:
-        for h in self.handles.values():
-            if h.node is node and not h.open.closed and (h.writable or not writable):
+        for h in self._node_handles.get(node, ()):
+            if not h.open.closed and (h.writable or not writable):
                 return h
         return None
 
@@ -538,7 +541,9 @@ class SmbOperations(pyfuse3.Operations):
         if wsize:
             op.max_write = max(1, min(op.max_write, wsize))
         fh = self._new_fh()
-        self.handles[fh] = Handle(fh, node, op, writable=writable)
+        h = Handle(fh, node, op, writable=writable)
+        self.handles[fh] = h
+        self._node_handles.setdefault(node, []).append(h)
         self.inodes.opened(node)
         fi = pyfuse3.FileInfo(fh=fh)
         fi.keep_cache = False
@@ -638,6 +643,11 @@ class SmbOperations(pyfuse3.Operations):
         h = self.handles.pop(fh, None)
         if h is None:
             return
+        hs = self._node_handles.get(h.node, [])
+        if h in hs:
+            hs.remove(h)
+        if not hs:
+            self._node_handles.pop(h.node, None)
         try:
             async with h.using() as op:
                 info = await op.close()

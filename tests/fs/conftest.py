@@ -123,8 +123,11 @@ def mounted(samba: PrivateSamba) -> Iterator[Mount]:
     shutil.rmtree(m.path, ignore_errors=True)
 
 
+MountFactory = Callable[..., Mount]
+
+
 @pytest.fixture
-def mount_factory(samba: PrivateSamba) -> Iterator[Callable[..., Mount]]:
+def mount_factory(samba: PrivateSamba) -> Iterator[MountFactory]:
     """``mount_factory(share=..., subdir=..., **FsOptions fields)``: a mount of
     this test's own, unmounted at teardown."""
     mounts: list[Mount] = []

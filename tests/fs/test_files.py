@@ -8,17 +8,18 @@ import os
 import stat
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import Mount, WorkDir
+from conftest import Mount, MountFactory, WorkDir
 
 GiB = 1024 ** 3
 
 
-def _errno_of(fn: object, *args: object) -> int:
+def _errno_of(fn: Callable[..., object], *args: object) -> int:
     try:
-        fn(*args)  # type: ignore[operator]
+        fn(*args)
     except OSError as e:
         return e.errno or 0
     return 0
@@ -48,10 +49,10 @@ def test_set_times_exact(work: WorkDir) -> None:
     assert (work.server / "t").stat().st_mtime_ns == when
 
 
-def test_options_owner_and_modes(mount_factory: object, work: WorkDir) -> None:
+def test_options_owner_and_modes(mount_factory: MountFactory, work: WorkDir) -> None:
     (work.server / "f").write_bytes(b"1")
     (work.server / "d").mkdir()
-    m: Mount = mount_factory(subdir=work.name, uid=1234, gid=5678,  # type: ignore[operator]
+    m: Mount = mount_factory(subdir=work.name, uid=1234, gid=5678,
                              file_mode=0o640, dir_mode=0o750)
     f, d = (m.path / "f").stat(), (m.path / "d").stat()
     assert (f.st_uid, f.st_gid, d.st_uid, d.st_gid) == (1234, 5678, 1234, 5678)
@@ -376,10 +377,10 @@ def test_big_directory_listed_completely(work: WorkDir) -> None:
     assert time.monotonic() - t0 < 60
 
 
-def test_subdir_mount_and_noserverino(mount_factory: object, work: WorkDir) -> None:
+def test_subdir_mount_and_noserverino(mount_factory: MountFactory, work: WorkDir) -> None:
     (work.server / "sub").mkdir()
     (work.server / "sub" / "f").write_bytes(b"in sub")
-    m: Mount = mount_factory(subdir=f"{work.name}/sub", noserverino=True)  # type: ignore
+    m: Mount = mount_factory(subdir=f"{work.name}/sub", noserverino=True)
     assert os.listdir(m.path) == ["f"]
     assert (m.path / "f").read_bytes() == b"in sub"
     ino = (m.path / "f").stat().st_ino
@@ -387,9 +388,9 @@ def test_subdir_mount_and_noserverino(mount_factory: object, work: WorkDir) -> N
     assert ino < 1 << 62
 
 
-def test_missing_subdir_fails_to_mount(mount_factory: object) -> None:
+def test_missing_subdir_fails_to_mount(mount_factory: MountFactory) -> None:
     with pytest.raises(RuntimeError, match="no such directory"):
-        mount_factory(subdir="does/not/exist")  # type: ignore[operator]
+        mount_factory(subdir="does/not/exist")
 
 
 def test_serverino_matches_directory_listing(work: WorkDir) -> None:

@@ -7,17 +7,19 @@ import errno
 import os
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import Mount, WorkDir
+from conftest import Mount, MountFactory, WorkDir
+from faultproxy import FaultProxy
 
 from smbfs.devserver import SMALL_SHARE_BYTES, PrivateSamba
 
 
-def _wait_for(cond: object, timeout: float = 10.0) -> None:
+def _wait_for(cond: Callable[[], bool], timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
-    while not cond():  # type: ignore[operator]
+    while not cond():
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         time.sleep(0.05)
@@ -48,10 +50,10 @@ def test_mount_writes_smbclient_reads(samba: PrivateSamba, work: WorkDir,
     assert got.read_bytes() == data
 
 
-def test_readonly_share(samba: PrivateSamba, mount_factory: object) -> None:
+def test_readonly_share(samba: PrivateSamba, mount_factory: MountFactory) -> None:
     (samba.share_path(samba.shares.ro) / "present").write_bytes(b"ro data")
     try:
-        m: Mount = mount_factory(share=samba.shares.ro)  # type: ignore[operator]
+        m: Mount = mount_factory(share=samba.shares.ro)
         assert (m.path / "present").read_bytes() == b"ro data"
         for fn in (lambda: (m.path / "new").write_bytes(b"x"),
                    lambda: (m.path / "present").write_bytes(b"x"),
@@ -64,9 +66,9 @@ def test_readonly_share(samba: PrivateSamba, mount_factory: object) -> None:
         (samba.share_path(samba.shares.ro) / "present").unlink()
 
 
-def test_read_only_option(mount_factory: object, work: WorkDir) -> None:
+def test_read_only_option(mount_factory: MountFactory, work: WorkDir) -> None:
     (work.server / "f").write_bytes(b"1")
-    m: Mount = mount_factory(subdir=work.name, read_only=True)  # type: ignore[operator]
+    m: Mount = mount_factory(subdir=work.name, read_only=True)
     assert (m.path / "f").read_bytes() == b"1"
     with pytest.raises(OSError) as e:
         (m.path / "f").write_bytes(b"2")
@@ -75,8 +77,8 @@ def test_read_only_option(mount_factory: object, work: WorkDir) -> None:
                                   capture_output=True, text=True).stdout.split(",")
 
 
-def test_full_share_reports_enospc(samba: PrivateSamba, mount_factory: object) -> None:
-    m: Mount = mount_factory(share=samba.shares.small)  # type: ignore[operator]
+def test_full_share_reports_enospc(samba: PrivateSamba, mount_factory: MountFactory) -> None:
+    m: Mount = mount_factory(share=samba.shares.small)
     target = m.path / "big"
     chunk = os.urandom(256 * 1024)
     written = 0
@@ -94,9 +96,9 @@ def test_full_share_reports_enospc(samba: PrivateSamba, mount_factory: object) -
     assert os.listdir(m.path) == []
 
 
-def test_unmount_while_file_open_is_clean(samba: PrivateSamba, mount_factory: object,
+def test_unmount_while_file_open_is_clean(samba: PrivateSamba, mount_factory: MountFactory,
                                           work: WorkDir) -> None:
-    m: Mount = mount_factory(subdir=work.name)  # type: ignore[operator]
+    m: Mount = mount_factory(subdir=work.name)
     f = open(m.path / "held", "wb")
     f.write(b"x")
     f.flush()
@@ -107,11 +109,11 @@ def test_unmount_while_file_open_is_clean(samba: PrivateSamba, mount_factory: ob
     assert (work.server / "held").read_bytes() == b"x"
 
 
-def test_connection_lost_gives_eio_not_a_dead_mount(samba: PrivateSamba, mount_factory: object,
-                                                   fault_proxy: object, work: WorkDir) -> None:
-    proxy = fault_proxy(samba.host, samba.port)  # type: ignore[operator]
+def test_connection_lost_gives_eio_not_a_dead_mount(samba: PrivateSamba, mount_factory: MountFactory,
+                                                   fault_proxy: Callable[[str, int], FaultProxy], work: WorkDir) -> None:
+    proxy = fault_proxy(samba.host, samba.port)
     (work.server / "f").write_bytes(b"1")
-    m: Mount = mount_factory(subdir=work.name, port=proxy.port, actimeo=0)  # type: ignore
+    m: Mount = mount_factory(subdir=work.name, port=proxy.port, actimeo=0)
     assert (m.path / "f").read_bytes() == b"1"
     proxy.cut_all()
     with pytest.raises(OSError) as e:
@@ -154,9 +156,9 @@ def test_many_programs_at_once(work: WorkDir, tmp_path: Path) -> None:
         assert p.wait(timeout=120) == 0
 
 
-def test_sigterm_unmounts_and_logs_off(samba: PrivateSamba, mount_factory: object,
+def test_sigterm_unmounts_and_logs_off(samba: PrivateSamba, mount_factory: MountFactory,
                                        work: WorkDir) -> None:
-    m: Mount = mount_factory(subdir=work.name)  # type: ignore[operator]
+    m: Mount = mount_factory(subdir=work.name)
     f = open(m.path / "open-at-exit", "wb")
     try:
         f.write(b"kept")
