@@ -109,7 +109,10 @@ def check_name(name: str) -> None:
 
 
 def _could_exist(name: str) -> bool:
-    return bool(name) and not any(c in _FORBIDDEN for c in name) and name[-1] not in ". "
+    # A trailing dot or space is refused for new names only: Samba stores
+    # and lists such names (made on its disk by others), so they must be
+    # reachable.
+    return bool(name) and not any(c in _FORBIDDEN for c in name)
 
 
 @dataclass(eq=False, slots=True)

@@ -355,6 +355,20 @@ def test_forbidden_names_refused(work: WorkDir, name: str) -> None:
     assert _errno_of(os.open, work.path / name, os.O_CREAT | os.O_WRONLY, 0o644) == errno.EINVAL
     assert _errno_of(os.mkdir, work.path / name) == errno.EINVAL
     assert _errno_of(os.stat, work.path / name) == errno.ENOENT
+    assert _errno_of(os.rename, work.path, work.path.parent / name) == errno.EINVAL
+
+
+def test_server_side_unrepresentable_names_are_mangled(work: WorkDir) -> None:
+    # Samba lists such names (made on its disk) under mangled 8.3 names.
+    for n in ("made on the server.", "colon:name"):
+        (work.server / n).write_bytes(n.encode())
+    listed = os.listdir(work.path)
+    assert len(listed) == 2 and all("~" in n for n in listed)
+    assert sorted((work.path / n).read_bytes() for n in listed) == [
+        b"colon:name", b"made on the server."]
+    for n in listed:
+        (work.path / n).unlink()
+    assert os.listdir(work.server) == []
 
 
 def test_non_utf8_name_refused(work: WorkDir) -> None:
