@@ -114,6 +114,12 @@ def start_mount(samba: PrivateSamba, share: str | None = None, subdir: str = "",
     return m
 
 
+def unmount(m: Mount) -> None:
+    """Unmount (bounded) and remove the mount point."""
+    _unmount(m)
+    shutil.rmtree(m.path, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def mounted(samba: PrivateSamba) -> Iterator[Mount]:
     """The rw share mounted once for the session (default options, actimeo 1)."""

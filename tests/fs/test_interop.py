@@ -179,3 +179,20 @@ def test_readahead_raised(mounted: Mount) -> None:
     dev = os.stat(mounted.path).st_dev
     ra = Path(f"/sys/class/bdi/{os.major(dev)}:{os.minor(dev)}/read_ahead_kb")
     assert ra.read_text().strip() == "4096"
+
+
+def test_xattrs_without_ea_support(fresh_samba: Callable[..., PrivateSamba]) -> None:
+    from conftest import start_mount, unmount
+
+    server = fresh_samba(share_options={"share": {"ea support": "no"}})
+    m = start_mount(server)
+    try:
+        p = m.path / "f"
+        p.write_bytes(b"")
+        with pytest.raises(OSError) as e:
+            os.setxattr(p, "user.x", b"1")
+        assert e.value.errno == errno.EOPNOTSUPP
+        assert os.listxattr(p) == []
+        p.unlink()
+    finally:
+        unmount(m)
