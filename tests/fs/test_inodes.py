@@ -112,3 +112,29 @@ async def test_attributes_expire_and_invalidate(mock_clock: trio.testing.MockClo
     t.set_info(n, _info(3))
     t.invalidate_all()
     assert t.fresh_info(n) is None
+
+
+def test_errno_mapping_logs_unknown_status(caplog: object) -> None:
+    import errno
+    import logging
+
+    import pyfuse3
+    import pytest
+
+    from smbfs.client.errors import ConnectionLostError, SMBError
+    from smbfs.fs.errors import to_fuse_error
+    from smbfs.proto.ntstatus import NTStatus
+
+    assert to_fuse_error(SMBError(NTStatus.STATUS_OBJECT_NAME_NOT_FOUND)).errno == errno.ENOENT
+    assert to_fuse_error(SMBError(NTStatus.STATUS_DISK_FULL)).errno == errno.ENOSPC
+    assert to_fuse_error(SMBError(NTStatus.STATUS_DIRECTORY_NOT_EMPTY)).errno == errno.ENOTEMPTY
+    cap: pytest.LogCaptureFixture = caplog  # type: ignore[assignment]
+    with cap.at_level(logging.WARNING, logger="smbfs.fs.errors"):
+        assert to_fuse_error(SMBError(0xC0DE0001), "read").errno == errno.EIO
+    assert "0xC0DE0001" in cap.text or "C0DE0001" in cap.text.upper()
+    with cap.at_level(logging.ERROR, logger="smbfs.fs.errors"):
+        assert to_fuse_error(ConnectionLostError("cut"), "write").errno == errno.EIO
+    assert "connection lost" in cap.text
+    assert to_fuse_error(RuntimeError("bug"), "x").errno == errno.EIO
+    same = pyfuse3.FUSEError(errno.EPERM)
+    assert to_fuse_error(same) is same

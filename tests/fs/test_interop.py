@@ -196,3 +196,15 @@ def test_xattrs_without_ea_support(fresh_samba: Callable[..., PrivateSamba]) -> 
         p.unlink()
     finally:
         unmount(m)
+
+
+def test_cache_none_and_small_rsize_wsize(mount_factory: MountFactory, work: WorkDir) -> None:
+    m = mount_factory(subdir=work.name, cache="none", rsize=65536, wsize=65536)
+    data = os.urandom(1024 * 1024 + 3)
+    (m.path / "f").write_bytes(data)
+    assert (m.path / "f").read_bytes() == data
+    assert (work.server / "f").read_bytes() == data
+    # No attribute cache: a change on the server shows at once.
+    (work.server / "f").write_bytes(b"short")
+    assert (m.path / "f").stat().st_size == 5
+    assert (m.path / "f").read_bytes() == b"short"
