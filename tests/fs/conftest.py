@@ -80,6 +80,8 @@ def _unmount(m: Mount) -> None:
     if _is_mounted(m.path):
         subprocess.run(["fusermount3", "-uz", str(m.path)], capture_output=True,
                        timeout=UNMOUNT_TIMEOUT)
+    if not os.environ.get("SMBFS_TEST_KEEP_LOGS"):
+        m.log.unlink(missing_ok=True)
 
 
 def start_mount(samba: PrivateSamba, share: str | None = None, subdir: str = "",
