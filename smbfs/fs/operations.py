@@ -687,11 +687,17 @@ class SmbOperations(pyfuse3.Operations):
             if directory or e.status != _S.STATUS_CANNOT_DELETE:
                 raise
             # A read-only file: POSIX lets its directory's writer unlink it.
-            async with await self.tree.create(
-                    path, desired_access=_A.FILE_WRITE_ATTRIBUTES | _ATTR_ACCESS,
-                    lease=False, durable=False) as op:
-                await op.set_times(attributes=int(FileAttributes.FILE_ATTRIBUTE_NORMAL))
+            await self._clear_readonly(path)
             await self.tree.unlink(path)
+
+    async def _clear_readonly(self, path: str) -> None:
+        async with await self.tree.create(
+                path, desired_access=_A.FILE_WRITE_ATTRIBUTES | _ATTR_ACCESS,
+                lease=False, durable=False) as op:
+            info = await op.query_attributes()
+            attrs = info.attributes & ~int(FileAttributes.FILE_ATTRIBUTE_READONLY)
+            await op.set_times(attributes=attrs or int(FileAttributes.FILE_ATTRIBUTE_NORMAL))
+        self.inodes.invalidate_path(path)
 
     @_fuse_op
     async def unlink(self, parent_inode: int, name: bytes,
@@ -792,6 +798,9 @@ class SmbOperations(pyfuse3.Operations):
             src = self.inodes.by_path(old)
             if src is not None and src.is_dir:
                 raise pyfuse3.FUSEError(errno.ENOTDIR)
+            if tinfo.is_readonly:
+                # SMB will not replace a read-only file; POSIX rename does.
+                await self._clear_readonly(new)
             return
         src_info = await self.tree.stat(old)
         if not src_info.is_directory:

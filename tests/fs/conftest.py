@@ -4,6 +4,7 @@ the test failed."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
@@ -110,8 +111,11 @@ def start_mount(samba: PrivateSamba, share: str | None = None, subdir: str = "",
     finally:
         os.close(rfd)
     if got != b"ready\n":
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            m.proc.wait(timeout=2)  # a failing runner is writing its last line
+        tail = m.log_tail()
         _unmount(m)
-        raise RuntimeError(f"mount did not become ready (got {got!r}): {m.log_tail()}")
+        raise RuntimeError(f"mount did not become ready (got {got!r}): {tail}")
     _ACTIVE.append(m)
     return m
 

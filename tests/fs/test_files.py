@@ -71,6 +71,13 @@ def test_readonly_attribute_clears_write_bits_and_unlink_works(work: WorkDir) ->
     p.chmod(0o444)
     p.unlink()
     assert not p.exists()
+    # rename over a read-only file replaces it, as POSIX does.
+    ro, new = work.path / "ro2", work.path / "new"
+    ro.write_bytes(b"old")
+    ro.chmod(0o444)
+    new.write_bytes(b"new")
+    new.rename(ro)
+    assert ro.read_bytes() == b"new"
 
 
 def test_truncate_up_and_down(work: WorkDir) -> None:
