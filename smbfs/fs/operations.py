@@ -401,35 +401,40 @@ class SmbOperations(pyfuse3.Operations):
                 await self._apply_setattr(op, node, attr, fields)
             await self._refresh(node)
             return self.attributes(node)
-        access = _A.FILE_WRITE_ATTRIBUTES | _A.FILE_READ_ATTRIBUTES | _A.SYNCHRONIZE
-        if want_size:
-            access |= _A.FILE_WRITE_DATA
-        own = await self.tree.create(
-            node.path, desired_access=access, lease=False, durable=False,
-            options=CreateOptions.FILE_DIRECTORY_FILE if node.is_dir else 0)
-        try:
-            await self._apply_setattr(own, node, attr, fields)
-        finally:
-            info = await own.close()
-        if info is not None:
-            info.file_id = node.server_id
-            self.inodes.set_info(node, info)
-        else:
-            await self._refresh(node)
+        # Nobody holds it open: each change is one compound round trip
+        # (create + set-info + close), then one stat for the new attributes.
+        if fields.update_size:
+            await self.tree.truncate(node.path, attr.st_size)
+        attrs = self._mode_attributes(node, attr, fields)
+        if fields.update_atime or fields.update_mtime or attrs:
+            await self.tree.set_times(
+                node.path,
+                access_ns=attr.st_atime_ns if fields.update_atime else None,
+                write_ns=attr.st_mtime_ns if fields.update_mtime else None,
+                attributes=attrs,
+            )
+        await self._refresh(node)
         return self.attributes(node)
+
+    def _mode_attributes(self, node: Node, attr: pyfuse3.EntryAttributes,
+                         fields: pyfuse3.SetattrFields) -> int:
+        """The FileAttributes a chmod asks for (0: no change): only the
+        owner write bit is stored, as the DOS read-only attribute."""
+        if not fields.update_mode or node.is_dir:
+            return 0
+        cur = (node.info.attributes if node.info else 0) & ~int(
+            FileAttributes.FILE_ATTRIBUTE_NORMAL)
+        ro = int(FileAttributes.FILE_ATTRIBUTE_READONLY)
+        new = (cur & ~ro) if attr.st_mode & 0o200 else (cur | ro)
+        if new == cur:
+            return 0
+        return new or int(FileAttributes.FILE_ATTRIBUTE_NORMAL)
 
     async def _apply_setattr(self, op: Open, node: Node, attr: pyfuse3.EntryAttributes,
                              fields: pyfuse3.SetattrFields) -> None:
         if fields.update_size:
             await op.truncate(attr.st_size)
-        attrs = 0
-        if fields.update_mode and not node.is_dir:
-            cur = (node.info.attributes if node.info else 0) & ~int(
-                FileAttributes.FILE_ATTRIBUTE_NORMAL)
-            ro = int(FileAttributes.FILE_ATTRIBUTE_READONLY)
-            new = (cur & ~ro) if attr.st_mode & 0o200 else (cur | ro)
-            if new != cur:
-                attrs = new or int(FileAttributes.FILE_ATTRIBUTE_NORMAL)
+        attrs = self._mode_attributes(node, attr, fields)
         if fields.update_atime or fields.update_mtime or attrs:
             await op.set_times(
                 access_ns=attr.st_atime_ns if fields.update_atime else None,
