@@ -368,6 +368,7 @@ class SmbOperations(pyfuse3.Operations):
     async def forget(self, inode_list: Sequence[tuple[int, int]]) -> None:
         for ino, n in inode_list:
             self.inodes.forget(ino, n)
+        log.debug("forgot %d inodes, %d left", len(inode_list), len(self.inodes))
 
     @_fuse_op
     async def getattr(self, inode: int,

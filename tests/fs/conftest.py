@@ -87,7 +87,7 @@ def _unmount(m: Mount) -> None:
 
 def start_mount(samba: PrivateSamba, share: str | None = None, subdir: str = "",
                 mountpoint: Path | None = None, port: int | None = None,
-                **options: Any) -> Mount:
+                env: dict[str, str] | None = None, **options: Any) -> Mount:
     share = share or samba.shares.rw
     mp = mountpoint or Path(tempfile.mkdtemp(prefix="smbfs-mnt-"))
     options.setdefault("fsname", f"//{samba.host}/{share}")
@@ -102,6 +102,7 @@ def start_mount(samba: PrivateSamba, share: str | None = None, subdir: str = "",
         proc = subprocess.Popen(
             [sys.executable, str(RUNNER), json.dumps(spec), str(wfd)],
             pass_fds=(wfd,), stdin=subprocess.DEVNULL, stderr=logf,
+            env={**os.environ, **(env or {})},
         )
     os.close(wfd)
     m = Mount(mp, proc, share, samba.share_path(share), options, log)
@@ -145,8 +146,8 @@ def mount_factory(samba: PrivateSamba) -> Iterator[MountFactory]:
     mounts: list[Mount] = []
 
     def factory(share: str | None = None, subdir: str = "", port: int | None = None,
-                **options: Any) -> Mount:
-        m = start_mount(samba, share, subdir, port=port, **options)
+                env: dict[str, str] | None = None, **options: Any) -> Mount:
+        m = start_mount(samba, share, subdir, port=port, env=env, **options)
         mounts.append(m)
         return m
 

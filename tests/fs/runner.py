@@ -27,6 +27,8 @@ def main() -> int:
     ready_fd = int(sys.argv[2])
     logging.basicConfig(level=os.environ.get("SMBFS_TEST_LOG", "WARNING"),
                         format="%(levelname)s %(name)s: %(message)s")
+    for name in filter(None, os.environ.get("SMBFS_TEST_DEBUG_LOGGERS", "").split(",")):
+        logging.getLogger(name).setLevel(logging.DEBUG)
     cfg = ClientConfig(host=spec["host"], port=spec["port"], username=spec["username"],
                        password=spec["password"])
     opts = FsOptions(**spec.get("options", {}))

@@ -402,6 +402,28 @@ def test_big_directory_listed_completely(work: WorkDir) -> None:
     assert time.monotonic() - t0 < 60
 
 
+def test_forgotten_inodes_are_freed(mount_factory: MountFactory, work: WorkDir) -> None:
+    n = 3000
+    for i in range(n):
+        os.close(os.open(work.server / f"e{i}", os.O_CREAT | os.O_WRONLY, 0o666))
+    m = mount_factory(subdir=work.name, env={
+        "SMBFS_TEST_LOG": "INFO", "SMBFS_TEST_DEBUG_LOGGERS": "smbfs.fs.operations"})
+    subprocess.run(["ls", "-l", str(m.path)], check=True, capture_output=True)
+    # Drop the kernel's dentries and inodes: it sends FORGET for every one.
+    Path("/proc/sys/vm/drop_caches").write_text("2")
+
+    def counts() -> list[int]:
+        return [int(ln.split(", ")[1].split()[0]) for ln in m.log.read_text().splitlines()
+                if "inodes, " in ln]
+
+    deadline = time.monotonic() + 10
+    while not counts() or counts()[-1] > 10:
+        assert time.monotonic() < deadline, f"inodes left after drop_caches: {counts()[-1:]}"
+        Path("/proc/sys/vm/drop_caches").write_text("2")
+        time.sleep(0.1)
+    assert max(counts()) >= n // 2  # the listing had really filled the table
+
+
 def test_subdir_mount_and_noserverino(mount_factory: MountFactory, work: WorkDir) -> None:
     (work.server / "sub").mkdir()
     (work.server / "sub" / "f").write_bytes(b"in sub")
