@@ -208,3 +208,14 @@ def test_cache_none_and_small_rsize_wsize(mount_factory: MountFactory, work: Wor
     (work.server / "f").write_bytes(b"short")
     assert (m.path / "f").stat().st_size == 5
     assert (m.path / "f").read_bytes() == b"short"
+
+
+def test_encrypted_share(samba: PrivateSamba, mount_factory: MountFactory) -> None:
+    m = mount_factory(share=samba.shares.encrypted)
+    data = os.urandom(3 * 1024 * 1024)
+    try:
+        (m.path / "sealed").write_bytes(data)
+        assert (m.path / "sealed").read_bytes() == data
+        assert (m.server_dir / "sealed").read_bytes() == data
+    finally:
+        (m.path / "sealed").unlink(missing_ok=True)
