@@ -11,8 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import Mount, MountFactory, WorkDir
 from faultproxy import FaultProxy
+from fsmount import Mount, MountFactory, WorkDir
 
 from smbfs.devserver import SMALL_SHARE_BYTES, PrivateSamba
 
@@ -182,7 +182,7 @@ def test_readahead_raised(mounted: Mount) -> None:
 
 
 def test_xattrs_without_ea_support(fresh_samba: Callable[..., PrivateSamba]) -> None:
-    from conftest import start_mount, unmount
+    from fsmount import start_mount, unmount
 
     server = fresh_samba(share_options={"share": {"ea support": "no"}})
     m = start_mount(server)

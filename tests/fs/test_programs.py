@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import WorkDir
+from fsmount import WorkDir
 
 
 def _make_tree(root: Path) -> None:
