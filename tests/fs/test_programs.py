@@ -109,3 +109,14 @@ def test_git_on_the_mount(work: WorkDir) -> None:
     git("gc", "-q")
     assert git("show", "HEAD~1:README") == "first\n"
     assert git("fsck", "--no-progress").strip() == ""
+
+
+def test_dd_o_direct(work: WorkDir, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.write_bytes(os.urandom(4 * 1024 * 1024))
+    subprocess.run(["dd", f"if={src}", f"of={work.path / 'd'}", "bs=1M", "oflag=direct",
+                    "status=none"], check=True)
+    back = tmp_path / "back"
+    subprocess.run(["dd", f"if={work.path / 'd'}", f"of={back}", "bs=1M", "iflag=direct",
+                    "status=none"], check=True)
+    assert back.read_bytes() == src.read_bytes()
