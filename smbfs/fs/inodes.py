@@ -55,8 +55,8 @@ def _same_file(node: Node, info: FileInfo) -> bool:
     A file may be a hard link: yes. A directory cannot be: it was renamed
     or deleted behind our back and its id reused (Samba's ids derive from
     the disk's inode numbers), and the kernel may still hold the old inode
-    with cached children, so it must be a new inode. Birth times cannot
-    tell: Samba makes them up from the other times on filesystems without one.
+    with cached children, so it must be a new inode. Birth times are not
+    used: servers without a stored one synthesise it, so it is no identity.
     """
     return not (node.is_dir or info.is_directory)
 
