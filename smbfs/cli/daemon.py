@@ -1,0 +1,310 @@
+"""Run one mount: in the foreground, or as a daemon that tells the waiting
+parent through a readiness pipe whether the mount works.
+
+The parent of a background mount returns only once the mount answers (as
+mount.cifs does: a later ``ls`` must work), so the child reports on a pipe:
+``ready``, or ``error <one line>``; EOF without either means it died. The
+parent's wait is bounded; on timeout it stops the child (SIGTERM: a clean
+give-up) and fails.
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import os
+import select
+import signal
+import sys
+import time
+import traceback
+from collections.abc import Callable
+
+import trio
+
+from smbfs.cli.options import MountRequest
+from smbfs.client.errors import (
+    AuthenticationError,
+    ConnectionLostError,
+    NegotiateError,
+    SMBError,
+)
+from smbfs.fs.errors import MountError
+
+log = logging.getLogger("smbfs.cli")
+
+# mount(8)'s helper conventions (and mount.cifs's): 1 usage, 2 system error, 32 mount failure.
+EXIT_USAGE = 1
+EXIT_SYSERR = 2
+EXIT_FAIL = 32
+
+# Connect (20 s), negotiate, session setup and the first FUSE round trip all
+# have their own bounds; this one only guards against a child that hangs
+# anyway.
+READY_TIMEOUT = 90.0
+
+_STATUS_TEXT = {
+    "STATUS_BAD_NETWORK_NAME": "no such share on the server",
+    "STATUS_ACCESS_DENIED": "access denied",
+    "STATUS_LOGON_FAILURE": "login failed (wrong user name or password)",
+    "STATUS_ACCOUNT_DISABLED": "account disabled",
+    "STATUS_ACCOUNT_LOCKED_OUT": "account locked out",
+    "STATUS_PASSWORD_EXPIRED": "password expired",
+    "STATUS_NETWORK_ACCESS_DENIED": "access to the share denied",
+}
+
+
+def describe_error(exc: BaseException, req: MountRequest) -> str:
+    """One line for stderr: what failed, for whom, and the server's status name."""
+    unc = req.source.unc
+    if isinstance(exc, AuthenticationError):
+        who = req.client.username or req.client.auth
+        text = _STATUS_TEXT.get(exc.status_name, "authentication failed")
+        return f"{unc}: {text} for user {who!r} ({exc.status_name})"
+    if isinstance(exc, SMBError):
+        if exc.status_name == "STATUS_BAD_NETWORK_NAME":
+            return f"{unc}: share {req.source.share!r} not found ({exc.status_name})"
+        what = _STATUS_TEXT.get(exc.status_name, "server refused")
+        return f"{unc}: {what} ({exc.status_name})"
+    if isinstance(exc, NegotiateError):
+        return f"{req.client.host}:{req.client.port}: negotiation failed: {exc}"
+    if isinstance(exc, ConnectionLostError):
+        return str(exc)
+    if isinstance(exc, MountError):
+        return str(exc)
+    if isinstance(exc, OSError):
+        return f"{req.client.host}:{req.client.port}: {exc.strerror or exc}"
+    return f"internal error: {type(exc).__name__}: {exc}"
+
+
+class _Interrupted(Exception):
+    """A signal arrived before the mount was ready."""
+
+
+async def run_mount(req: MountRequest, on_ready: Callable[[], None],
+                    signals: tuple[signal.Signals, ...]) -> None:
+    """Serve until unmounted; ``signals`` unmount cleanly (serve() turns the
+    cancellation into close-all/logoff)."""
+    from smbfs.fs.mount import serve
+
+    ready = False
+
+    def _ready() -> None:
+        nonlocal ready
+        ready = True
+        on_ready()
+
+    interrupted = False
+    with trio.open_signal_receiver(*signals) as receiver:
+        async with trio.open_nursery() as nursery:
+
+            async def watch() -> None:
+                nonlocal interrupted
+                async for signum in receiver:
+                    log.info("%s: unmounting %s", signal.Signals(signum).name, req.mountpoint)
+                    interrupted = True
+                    nursery.cancel_scope.cancel()
+                    return
+
+            nursery.start_soon(watch)
+            await serve(req.client, req.source.share, req.source.subdir, req.mountpoint,
+                        req.fs, on_ready=_ready)
+            nursery.cancel_scope.cancel()
+    if interrupted and not ready:
+        raise _Interrupted
+
+
+def _unwrap(exc: BaseException) -> BaseException:
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
+
+
+def run_foreground(req: MountRequest) -> int:
+    def ready() -> None:
+        log.info("mounted %s on %s", req.source.unc, req.mountpoint)
+
+    try:
+        trio.run(run_mount, req, ready, (signal.SIGTERM, signal.SIGINT, signal.SIGHUP))
+    except _Interrupted:
+        print("mount.smbfs: interrupted before the mount was ready", file=sys.stderr)
+        return EXIT_FAIL
+    except Exception as e:
+        exc = _unwrap(e)
+        log.debug("mount failed", exc_info=exc)
+        print(f"mount.smbfs: {describe_error(exc, req)}", file=sys.stderr)
+        return EXIT_FAIL
+    log.info("unmounted %s; exiting", req.mountpoint)
+    return 0
+
+
+def setup_daemon_logging(log_file: str | None, level: int) -> None:
+    """Background logs go to ``log_file`` when given, else to syslog when
+    /dev/log exists (the journal), else nowhere: stderr is /dev/null."""
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        root.removeHandler(h)
+    handler: logging.Handler
+    if log_file:
+        handler = logging.FileHandler(log_file)
+        handler.setFormatter(logging.Formatter(
+            "%(asctime)s mount.smbfs[%(process)d] %(levelname)s %(name)s: %(message)s"))
+    elif os.path.exists("/dev/log"):
+        handler = logging.handlers.SysLogHandler(
+            "/dev/log", facility=logging.handlers.SysLogHandler.LOG_DAEMON)
+        handler.setFormatter(logging.Formatter(
+            "mount.smbfs[%(process)d]: %(levelname)s %(name)s: %(message)s"))
+    else:
+        handler = logging.NullHandler()
+    root.addHandler(handler)
+    root.setLevel(level)
+    quiet_secrets()
+
+
+def quiet_secrets() -> None:
+    """pyspnego logs every NTLM token at DEBUG: the AUTHENTICATE message's
+    NTLMv2 response is crackable offline, so it never reaches our logs."""
+    logging.getLogger("spnego").setLevel(logging.INFO)
+
+
+def _redirect_stdio() -> None:
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    if null > 2:
+        os.close(null)
+
+
+def _child(req: MountRequest, w: int, log_level: int) -> int:
+    """The daemon: report readiness or the failure on ``w``, then serve."""
+    os.setsid()
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    _redirect_stdio()
+    os.chdir("/")
+    setup_daemon_logging(req.log_file, log_level)
+    reported = False
+
+    def report(line: str) -> None:
+        nonlocal reported
+        if not reported:
+            reported = True
+            try:
+                os.write(w, line.encode("utf-8", "replace") + b"\n")
+                os.close(w)
+            except OSError:
+                pass
+
+    def ready() -> None:
+        log.info("mounted %s on %s (pid %d)", req.source.unc, req.mountpoint, os.getpid())
+        report("ready")
+
+    try:
+        trio.run(run_mount, req, ready, (signal.SIGTERM, signal.SIGINT))
+    except _Interrupted:
+        report("error interrupted before the mount was ready")
+        return EXIT_FAIL
+    except BaseException as e:
+        exc = _unwrap(e)
+        msg = describe_error(exc, req)
+        if reported:
+            log.error("mount of %s ended: %s", req.mountpoint, msg)
+        else:
+            log.error("mount failed: %s", msg)
+        if msg.startswith("internal error"):
+            log.error("%s", "".join(traceback.format_exception(exc)))
+        report("error " + msg.replace("\n", " "))
+        return EXIT_FAIL
+    if not reported:
+        report("error the mount ended before it was ready")
+        return EXIT_FAIL
+    log.info("unmounted %s; exiting with status 0", req.mountpoint)
+    return 0
+
+
+def run_background(req: MountRequest, log_level: int,
+                   timeout: float = READY_TIMEOUT) -> int:
+    """Fork the daemon and wait (bounded) until it says the mount works."""
+    r, w = os.pipe()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child
+        os.close(r)
+        code = EXIT_SYSERR
+        try:
+            code = _child(req, w, log_level)
+        finally:
+            logging.shutdown()
+            os._exit(code)
+    os.close(w)
+    deadline = time.monotonic() + timeout
+    data = b""
+    try:
+        while b"\n" not in data:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                os.kill(pid, signal.SIGTERM)
+                print(f"mount.smbfs: {req.source.unc}: no answer within {timeout:.0f}s; gave up",
+                      file=sys.stderr)
+                return EXIT_FAIL
+            ready, _, _ = select.select([r], [], [], left)
+            if not ready:
+                continue
+            chunk = os.read(r, 4096)
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        os.close(r)
+    line = data.decode("utf-8", "replace").strip()
+    if line == "ready":
+        return 0
+    # The child exits right after reporting a failure: reap it (bounded) so
+    # that no zombie outlives us where PID 1 does not reap.
+    deadline = time.monotonic() + 2.0
+    while time.monotonic() < deadline:
+        done, _status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        time.sleep(0.01)
+    if line.startswith("error "):
+        print(f"mount.smbfs: {line[6:]}", file=sys.stderr)
+    else:
+        print("mount.smbfs: the mount process died before the mount was ready"
+              + (f" (see {req.log_file})" if req.log_file else ""), file=sys.stderr)
+    return EXIT_FAIL
+
+
+def _unescape_mount_field(field: str) -> str:
+    # /proc/self/mounts escapes space, tab, newline and backslash as octal.
+    return (field.replace("\\040", " ").replace("\\011", "\t")
+            .replace("\\012", "\n").replace("\\134", "\\"))
+
+
+def is_mounted(mountpoint: str) -> bool:
+    path = os.path.abspath(mountpoint)
+    try:
+        with open("/proc/self/mounts") as f:
+            return any(_unescape_mount_field(line.split()[1]) == path
+                       for line in f if len(line.split()) > 1)
+    except OSError:
+        return False
+
+
+def find_daemons(mountpoint: str) -> list[int]:
+    """PIDs of mount.smbfs processes serving ``mountpoint`` (by command line:
+    the daemon keeps SOURCE and MOUNTPOINT as its arguments)."""
+    path = os.path.abspath(mountpoint)
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                args = f.read().decode("utf-8", "replace").split("\0")
+        except OSError:
+            continue
+        if (any("mount.smbfs" in a or a == "smbfs.cli.mount" for a in args[:3])
+                and any(os.path.abspath(a) == path for a in args[1:] if a.startswith("/"))):
+            pids.append(int(entry))
+    return pids
