@@ -1,0 +1,90 @@
+"""mount.smbfs failures: each is one "mount.smbfs: ..." line on stderr, the
+mount(8) helper exit code (1 usage, 32 mount failure), no traceback, and
+nothing left mounted or running."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+from climount import MountPoint, daemons, one_line_error
+
+
+def _nothing_left(mnt: MountPoint) -> None:
+    assert not mnt.mounted()
+    assert daemons(mnt.path) == []
+
+
+def test_unknown_option(mnt: MountPoint) -> None:
+    r = mnt.run(mnt.source, str(mnt.path), "-o", "username=x,password=y,bogus_opt=1")
+    assert one_line_error(r, 1) == "mount.smbfs: unknown mount option 'bogus_opt'"
+    _nothing_left(mnt)
+
+
+def test_usage_errors(mnt: MountPoint) -> None:
+    one_line_error(mnt.run(mnt.source, str(mnt.path), "-o", "file_mode=999"), 1)
+    one_line_error(mnt.run("server/share", str(mnt.path)), 1)
+    one_line_error(mnt.run(mnt.source, str(mnt.path), "-Z"), 1)
+    r = mnt.run(mnt.source)
+    assert r.returncode == 1 and "usage:" in r.stderr
+    _nothing_left(mnt)
+
+
+def test_wrong_password(mnt: MountPoint) -> None:
+    pw = "definitely-wrong-pw"
+    r = mnt.run(mnt.source, str(mnt.path), "-o", f"username={mnt.samba.user.name},password={pw}")
+    line = one_line_error(r, 32)
+    assert "STATUS_LOGON_FAILURE" in line and pw not in line
+    _nothing_left(mnt)
+
+
+def test_unknown_share(mnt: MountPoint) -> None:
+    s = mnt.samba
+    r = mnt.run(f"//{s.host}:{s.port}/no-such-share", str(mnt.path), *mnt.creds())
+    line = one_line_error(r, 32)
+    assert "no-such-share" in line and "not found" in line
+    _nothing_left(mnt)
+
+
+def test_unknown_subdir(mnt: MountPoint) -> None:
+    r = mnt.run(mnt.source + "/no/such/dir", str(mnt.path), *mnt.creds())
+    assert "no such directory" in one_line_error(r, 32)
+    _nothing_left(mnt)
+
+
+def test_unreachable_server(mnt: MountPoint) -> None:
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    r = mnt.run(f"//127.0.0.1:{port}/share", str(mnt.path), *mnt.creds())
+    line = one_line_error(r, 32)
+    assert f"127.0.0.1:{port}" in line and "connect" in line
+    _nothing_left(mnt)
+
+
+def test_missing_mount_point(mnt: MountPoint, tmp_path: Path) -> None:
+    missing = tmp_path / "missing"
+    r = mnt.run(mnt.source, str(missing), *mnt.creds())
+    assert "does not exist" in one_line_error(r, 32)
+    assert not missing.exists()
+
+
+def test_mount_point_is_a_file(mnt: MountPoint, tmp_path: Path) -> None:
+    f = tmp_path / "file"
+    f.write_text("")
+    r = mnt.run(mnt.source, str(f), *mnt.creds())
+    assert "not a directory" in one_line_error(r, 32)
+
+
+def test_credentials_file_warning_and_missing(mnt: MountPoint, tmp_path: Path) -> None:
+    r = mnt.run(mnt.source, str(mnt.path), "-o", f"credentials={tmp_path}/none")
+    assert "credentials file" in one_line_error(r, 1)
+    cred = tmp_path / "cred"
+    cred.write_text(f"username={mnt.samba.user.name}\npassword={mnt.samba.user.password}\n")
+    os.chmod(cred, 0o644)
+    r = mnt.run(mnt.source, str(mnt.path), "-o", f"credentials={cred}")
+    assert r.returncode == 0, r.stderr
+    assert "group/others" in r.stderr and mnt.samba.user.password not in r.stderr
+    os.listdir(mnt.path)
+    mnt.unmount()
