@@ -23,6 +23,7 @@ from smbfs.cli.daemon import (
     EXIT_FAIL,
     EXIT_SYSERR,
     EXIT_USAGE,
+    READY_TIMEOUT,
     quiet_secrets,
     run_background,
     run_foreground,
@@ -286,7 +287,11 @@ def mount_main(argv: Sequence[str] | None = None) -> int:
         return run_foreground(req)
     if inv.verbose:
         _describe(req)
-    return run_background(req, _log_level(inv.verbose))
+    try:
+        timeout = float(os.environ.get("SMBFS_MOUNT_TIMEOUT") or READY_TIMEOUT)
+    except ValueError:
+        timeout = READY_TIMEOUT
+    return run_background(req, _log_level(inv.verbose), timeout)
 
 
 def _describe(req: MountRequest) -> None:

@@ -8,7 +8,7 @@ import os
 import socket
 from pathlib import Path
 
-from climount import MountPoint, daemons, one_line_error
+from climount import MountPoint, daemons, one_line_error, wait_until
 
 
 def _nothing_left(mnt: MountPoint) -> None:
@@ -88,3 +88,18 @@ def test_credentials_file_warning_and_missing(mnt: MountPoint, tmp_path: Path) -
     assert "group/others" in r.stderr and mnt.samba.user.password not in r.stderr
     os.listdir(mnt.path)
     mnt.unmount()
+
+
+def test_silent_server_is_bounded(mnt: MountPoint) -> None:
+    # TCP connects (the kernel's backlog accepts it) but nothing ever answers:
+    # the parent's bound gives up, stops the child and reports.
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(8)
+        port = sock.getsockname()[1]
+        r = mnt.run(f"//127.0.0.1:{port}/share", str(mnt.path), *mnt.creds(),
+                    env={"SMBFS_MOUNT_TIMEOUT": "2"})
+    line = one_line_error(r, 32)
+    assert "no answer within 2s" in line
+    wait_until(lambda: daemons(mnt.path) == [], 15, "the child's exit")
+    assert not mnt.mounted()
