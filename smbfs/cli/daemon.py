@@ -30,6 +30,7 @@ from smbfs.client.errors import (
     SMBError,
 )
 from smbfs.fs.errors import MountError
+from smbfs.sdnotify import notify
 
 log = logging.getLogger("smbfs.cli")
 
@@ -102,6 +103,7 @@ async def run_mount(req: MountRequest, on_ready: Callable[[], None],
                 nonlocal interrupted
                 async for signum in receiver:
                     log.info("%s: unmounting %s", signal.Signals(signum).name, req.mountpoint)
+                    notify(f"STOPPING=1\nSTATUS=unmounting {req.mountpoint}")
                     interrupted = True
                     nursery.cancel_scope.cancel()
                     return
@@ -123,7 +125,10 @@ def _unwrap(exc: BaseException) -> BaseException:
 def run_foreground(req: MountRequest) -> int:
     def ready() -> None:
         log.info("mounted %s on %s", req.source.unc, req.mountpoint)
+        # systemd Type=notify (systemd/smbfs@.service): ready once the mount answers.
+        notify(f"READY=1\nSTATUS=mounted {req.source.unc} on {req.mountpoint}")
 
+    notify(f"STATUS=connecting to {req.client.host}:{req.client.port}")
     try:
         trio.run(run_mount, req, ready, (signal.SIGTERM, signal.SIGINT, signal.SIGHUP))
     except _Interrupted:
@@ -221,6 +226,10 @@ def _child(req: MountRequest, w: int, log_level: int) -> int:
     return 0
 
 
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def run_background(req: MountRequest, log_level: int,
                    timeout: float = READY_TIMEOUT) -> int:
     """Fork the daemon and wait (bounded) until it says the mount works."""
@@ -239,6 +248,8 @@ def run_background(req: MountRequest, log_level: int,
     os.close(w)
     deadline = time.monotonic() + timeout
     data = b""
+    # Ctrl-C or SIGTERM while waiting: stop the half-started daemon too.
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         while b"\n" not in data:
             left = deadline - time.monotonic()
@@ -254,7 +265,12 @@ def run_background(req: MountRequest, log_level: int,
             if not chunk:
                 break
             data += chunk
+    except KeyboardInterrupt:
+        os.kill(pid, signal.SIGTERM)
+        print("mount.smbfs: interrupted; the mount was given up", file=sys.stderr)
+        return EXIT_FAIL
     finally:
+        signal.signal(signal.SIGTERM, previous)
         os.close(r)
     line = data.decode("utf-8", "replace").strip()
     if line == "ready":

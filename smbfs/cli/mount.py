@@ -206,7 +206,8 @@ def mount_main(argv: Sequence[str] | None = None) -> int:
         print(f"mount.smbfs (smbfs) {__version__}")
         return 0
     if len(inv.positional) != 2:
-        print(USAGE, end="", file=sys.stderr)
+        print(f"mount.smbfs: expected SOURCE and MOUNTPOINT, got {len(inv.positional)} "
+              "arguments (see --help)", file=sys.stderr)
         return EXIT_USAGE
 
     passed = take_passed_secrets()

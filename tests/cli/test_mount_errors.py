@@ -5,10 +5,12 @@ nothing left mounted or running."""
 from __future__ import annotations
 
 import os
+import signal
 import socket
+import subprocess
 from pathlib import Path
 
-from climount import MountPoint, daemons, one_line_error, wait_until
+from climount import MOUNT_SMBFS, MountPoint, daemons, one_line_error, wait_until
 
 
 def _nothing_left(mnt: MountPoint) -> None:
@@ -26,8 +28,11 @@ def test_usage_errors(mnt: MountPoint) -> None:
     one_line_error(mnt.run(mnt.source, str(mnt.path), "-o", "file_mode=999"), 1)
     one_line_error(mnt.run("server/share", str(mnt.path)), 1)
     one_line_error(mnt.run(mnt.source, str(mnt.path), "-Z"), 1)
-    r = mnt.run(mnt.source)
-    assert r.returncode == 1 and "usage:" in r.stderr
+    assert "SOURCE and MOUNTPOINT" in one_line_error(mnt.run(mnt.source), 1)
+    r = mnt.run("--help")
+    assert r.returncode == 0 and "usage: mount.smbfs" in r.stdout
+    r = mnt.run("-V")
+    assert r.returncode == 0 and r.stdout.startswith("mount.smbfs (smbfs) ")
     _nothing_left(mnt)
 
 
@@ -101,5 +106,28 @@ def test_silent_server_is_bounded(mnt: MountPoint) -> None:
                     env={"SMBFS_MOUNT_TIMEOUT": "2"})
     line = one_line_error(r, 32)
     assert "no answer within 2s" in line
+    wait_until(lambda: daemons(mnt.path) == [], 15, "the child's exit")
+    assert not mnt.mounted()
+
+
+def test_sigterm_while_waiting_stops_the_child(mnt: MountPoint) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(8)
+        port = sock.getsockname()[1]
+        proc = subprocess.Popen([MOUNT_SMBFS, f"//127.0.0.1:{port}/share", str(mnt.path),
+                                 *mnt.creds()], stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            # The parent and its forked child share the command line.
+            wait_until(lambda: len(daemons(mnt.path)) == 2, 15, "the forked child")
+            proc.send_signal(signal.SIGTERM)
+            out, err = proc.communicate(timeout=15)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=15)
+    r = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+    assert "interrupted" in one_line_error(r, 32)
     wait_until(lambda: daemons(mnt.path) == [], 15, "the child's exit")
     assert not mnt.mounted()
