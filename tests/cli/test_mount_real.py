@@ -190,3 +190,15 @@ def test_fstab_line(mnt: MountPoint, helper_installed: str, tmp_path: Path) -> N
                    timeout=EXIT_TIMEOUT)
     wait_exit([pid])
     assert not alive(pid)
+
+
+def test_sloppy_and_namespace_flags(mnt: MountPoint) -> None:
+    # -s: an unknown option is a warning; -N: enter the mount namespace of a
+    # PID (ours, so the mount is visible here); -n: accepted.
+    r = mnt.run(mnt.source, str(mnt.path), "-s", "-n", "-N", str(os.getpid()), "-o",
+                f"username={mnt.samba.user.name},password={mnt.samba.user.password},"
+                "frobnicate=1")
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.strip() == "mount.smbfs: warning: ignoring unknown option frobnicate"
+    os.listdir(mnt.path)
+    mnt.unmount()
