@@ -91,7 +91,8 @@ def test_password_not_in_cmdline_environ_or_verbose_log(mnt: MountPoint, tmp_pat
     assert exit_status_logged(log)
 
 
-def test_foreground_serves_until_sigterm(mnt: MountPoint, tmp_path: Path) -> None:
+@pytest.mark.parametrize("stop", ["sigterm", "umount"])
+def test_foreground_serves_until_stopped(mnt: MountPoint, tmp_path: Path, stop: str) -> None:
     samba = mnt.samba
     cred = tmp_path / "cred"
     cred.write_text(f"username={samba.user.name}\npassword={samba.user.password}\n")
@@ -105,7 +106,11 @@ def test_foreground_serves_until_sigterm(mnt: MountPoint, tmp_path: Path) -> Non
         os.listdir(mnt.path)
         assert proc.poll() is None
         assert daemons(mnt.path) == [proc.pid]
-        proc.send_signal(signal.SIGTERM)
+        if stop == "sigterm":
+            proc.send_signal(signal.SIGTERM)
+        else:
+            subprocess.run(["umount", str(mnt.path)], check=True, capture_output=True,
+                           timeout=EXIT_TIMEOUT)
         _out, err = proc.communicate(timeout=EXIT_TIMEOUT)
     finally:
         if proc.poll() is None:
