@@ -207,3 +207,23 @@ def test_sloppy_and_namespace_flags(mnt: MountPoint) -> None:
     assert r.stderr.strip() == "mount.smbfs: warning: ignoring unknown option frobnicate"
     os.listdir(mnt.path)
     mnt.unmount()
+
+
+@pytest.mark.parametrize("opts, dialect, sealed", [
+    ("vers=2.0", "SMB2_02", False),
+    ("vers=3.0,seal", "SMB3_00", True),
+    ("vers=3.1.1,sign", "SMB3_11", False),
+])
+def test_vers_seal_as_the_server_sees_them(mnt: MountPoint, opts: str, dialect: str,
+                                           sealed: bool) -> None:
+    samba = mnt.samba
+    before = _session_ids(samba)
+    u = samba.user
+    r = mnt.run(mnt.source, str(mnt.path), "-o", f"username={u.name},password={u.password},{opts}")
+    assert r.returncode == 0, r.stderr
+    os.listdir(mnt.path)
+    sessions = samba.smbstatus().get("sessions") or {}
+    (ours,) = [s for k, s in sessions.items() if k not in before]
+    assert ours["session_dialect"] == dialect
+    assert (ours.get("encryption", {}).get("cipher", "-") != "-") == sealed
+    mnt.unmount()
