@@ -109,7 +109,8 @@ def test_service_says_what_boot_needs() -> None:
     assert svc["EnvironmentFile"] == ["/etc/smbfs/%i.conf"]
     argv = expand_command(svc["ExecStart"][0], {"WHAT": "//h/s", "WHERE": "/mnt/x y",
                                                   "OPTIONS": "uid=1"}, "x")
-    assert argv == ["/usr/sbin/mount.smbfs", "//h/s", "/mnt/x y", "-f", "-o", "uid=1"]
+    assert argv == ["/usr/sbin/mount.smbfs", "//h/s", "/mnt/x y", "--foreground", "-o",
+                    "uid=1"]
 
 
 def test_examples_agree() -> None:
