@@ -78,6 +78,8 @@ class Node:
     aliases: set[str] = field(default_factory=set)
     # Unlinked while open (renamed to a hidden name, delete pending).
     unlinked: bool = False
+    # The table's epoch at our last change of this node (write, setattr...).
+    changed: int = 0
 
 
 class InodeTable:
@@ -91,6 +93,11 @@ class InodeTable:
         # Server ids whose number a stale inode still holds -> local number.
         self._remap: dict[int, int] = {}
         self._counter = itertools.count(_LOCAL_BASE if serverino else ROOT_INODE + 1)
+        # Bumped by every local change: attributes from a request sent before
+        # a change to their node are not cached (the kernel's attr_version,
+        # for our cache). A listing taken while a file was being written
+        # would otherwise pin its old size for actimeo.
+        self.epoch = 0
         self.root = Node(ROOT_INODE, root_path, True, lookups=1)
         self._by_ino[ROOT_INODE] = self.root
         self._by_path[_key(root_path)] = ROOT_INODE
@@ -125,11 +132,16 @@ class InodeTable:
             return ino
         return next(self._counter)
 
-    def remember(self, path: str, info: FileInfo) -> Node:
-        """The node for ``path`` with fresh attributes ``info`` (creating or
-        re-pointing it). The caller adds a lookup if the kernel gets it."""
+    def stamp(self) -> int:
+        """Take before sending a request whose answer carries attributes."""
+        return self.epoch
+
+    def remember(self, path: str, info: FileInfo, since: int | None = None) -> Node:
+        """The node for ``path`` with attributes ``info`` (creating or
+        re-pointing it); ``since``: the :meth:`stamp` taken before asking.
+        The caller adds a lookup if the kernel gets it."""
         if _key(path) == _key(self.root.path):
-            self.set_info(self.root, info)
+            self.set_info(self.root, info, since)
             return self.root
         old_ino = self._by_path.get(_key(path))
         if self.serverino and not info.file_id and old_ino is not None:
@@ -165,7 +177,7 @@ class InodeTable:
                 node.path = path
         node.is_dir = info.is_directory
         self._by_path[_key(path)] = ino
-        self.set_info(node, info)
+        self.set_info(node, info, since)
         return node
 
     def _evict(self, node: Node) -> None:
@@ -176,9 +188,14 @@ class InodeTable:
             if self._by_path.get(_key(p)) == node.ino:
                 del self._by_path[_key(p)]
 
-    def set_info(self, node: Node, info: FileInfo) -> None:
+    def set_info(self, node: Node, info: FileInfo, since: int | None = None) -> None:
+        """Cache ``info`` for actimeo, unless the node changed after the
+        request that fetched it was sent (then keep it, but as stale)."""
         node.info = info
-        node.expires = trio.current_time() + self.actimeo
+        if since is not None and node.changed > since:
+            node.expires = 0.0
+        else:
+            node.expires = trio.current_time() + self.actimeo
 
     def fresh_info(self, node: Node) -> FileInfo | None:
         if node.info is not None and trio.current_time() < node.expires:
@@ -188,16 +205,21 @@ class InodeTable:
     # -------------------------------------------------------- invalidate
 
     def invalidate(self, node: Node) -> None:
-        """Forget the cached attributes of ``node`` (next getattr asks)."""
+        """Forget the cached attributes of ``node`` (next getattr asks);
+        also what every local change of ``node`` calls."""
+        self.epoch += 1
+        node.changed = self.epoch
         node.expires = 0.0
 
     def invalidate_path(self, path: str) -> None:
         node = self.by_path(path)
         if node is not None:
-            node.expires = 0.0
+            self.invalidate(node)
 
     def invalidate_all(self) -> None:
+        self.epoch += 1
         for node in self._by_ino.values():
+            node.changed = self.epoch
             node.expires = 0.0
 
     # ------------------------------------------------------ name changes

@@ -163,6 +163,7 @@ class Handle(_Gated):
 @dataclass(eq=False, slots=True)
 class DirHandle(_Gated):
     entries: list[FileInfo] | None = None
+    since: int = 0  # the inode table's stamp when the listing was asked for
 
 
 @dataclass(slots=True)
@@ -312,6 +313,7 @@ class SmbOperations(pyfuse3.Operations):
     async def _refresh(self, node: Node) -> FileInfo:
         """Fresh attributes from the server: through an open handle when we
         have one (it survives an unlink), else a one-round-trip stat."""
+        since = self.inodes.stamp()
         h = self._handle_of(node)
         if h is not None:
             async with h.using() as op:
@@ -322,7 +324,7 @@ class SmbOperations(pyfuse3.Operations):
             info = await self.tree.stat(node.path)
         if not info.file_id:
             info.file_id = node.server_id
-        self.inodes.set_info(node, info)
+        self.inodes.set_info(node, info, since)
         return info
 
     def _entry(self, node: Node) -> pyfuse3.EntryAttributes:
@@ -331,8 +333,9 @@ class SmbOperations(pyfuse3.Operations):
         return self.attributes(node)
 
     async def _stat_path(self, path: str) -> Node:
+        since = self.inodes.stamp()
         info = await self.tree.stat(path)
-        return self.inodes.remember(path, info)
+        return self.inodes.remember(path, info, since)
 
     def _check_writable(self) -> None:
         if self.options.read_only or not self.facts.writable:
@@ -400,6 +403,7 @@ class SmbOperations(pyfuse3.Operations):
         if handle is not None:
             async with handle.using() as op:
                 await self._apply_setattr(op, node, attr, fields)
+            self.inodes.invalidate(node)
             await self._refresh(node)
             return self.attributes(node)
         # Nobody holds it open: each change is one compound round trip
@@ -414,6 +418,7 @@ class SmbOperations(pyfuse3.Operations):
                 write_ns=attr.st_mtime_ns if fields.update_mtime else None,
                 attributes=attrs,
             )
+        self.inodes.invalidate(node)
         await self._refresh(node)
         return self.attributes(node)
 
@@ -462,6 +467,7 @@ class SmbOperations(pyfuse3.Operations):
     async def readdir(self, fh: int, start_id: int, token: pyfuse3.ReaddirToken) -> None:
         d = self.dirs[fh]
         if start_id == 0 or d.entries is None:
+            d.since = self.inodes.stamp()
             async with d.using() as op:
                 entries = await op.list_directory()
             d.entries = [e for e in entries if not e.name.startswith(HIDDEN_PREFIX)]
@@ -481,7 +487,7 @@ class SmbOperations(pyfuse3.Operations):
             info = d.entries[i]
             # The listing's attributes are as good as a stat: cache them so
             # the lookups/getattrs of `ls -l` cost no round trip.
-            node = self.inodes.remember(join(base, info.name), info)
+            node = self.inodes.remember(join(base, info.name), info, d.since)
             if not pyfuse3.readdir_reply(token, os.fsencode(info.name),
                                          self.attributes(node), i + 3):
                 self.inodes.forget(node.ino, 0)
@@ -658,12 +664,13 @@ class SmbOperations(pyfuse3.Operations):
         if not hs:
             self._node_handles.pop(h.node, None)
         try:
+            since = self.inodes.stamp()
             async with h.using() as op:
                 info = await op.close()
             if info is not None and h.node.info is not None and not h.node.is_dir:
                 info.file_id = h.node.server_id
                 info.nlink = h.node.info.nlink
-                self.inodes.set_info(h.node, info)
+                self.inodes.set_info(h.node, info, since)
         finally:
             self.inodes.closed(h.node)
 

@@ -13,9 +13,11 @@ import json
 import os
 import select
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +26,116 @@ from typing import Any
 from smbfs.devserver import PrivateSamba
 
 RUNNER = Path(__file__).with_name("runner.py")
+# The real command when installed; SMBFS_TEST_RUNNER=1 uses runner.py instead
+# (serve() without the CLI, to tell the two apart when something fails).
+MOUNT_SMBFS = Path(sys.executable).with_name("mount.smbfs")
+
+
+def use_cli() -> bool:
+    return MOUNT_SMBFS.exists() and not os.environ.get("SMBFS_TEST_RUNNER")
+
+
+class Daemon:
+    """The background ``mount.smbfs`` process (not our child: found by its
+    command line), with the little of Popen's interface the tests use. Its
+    exit status comes from its log's last line."""
+
+    def __init__(self, pid: int, log: Path) -> None:
+        self.pid = pid
+        self.log = log
+
+    def _alive(self) -> bool:
+        try:
+            with open(f"/proc/{self.pid}/stat") as f:
+                return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+        except OSError:
+            return False
+
+    def _status(self) -> int:
+        try:
+            text = self.log.read_text(errors="replace")
+        except OSError:
+            return -1
+        marker = "exiting with status "
+        i = text.rfind(marker)
+        if i < 0:
+            return -1
+        return int(text[i + len(marker):].split()[0].rstrip(".;"))
+
+    def poll(self) -> int | None:
+        return None if self._alive() else self._status()
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self._alive():
+            if deadline is not None and time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(f"mount.smbfs[{self.pid}]", timeout or 0)
+            time.sleep(0.05)
+        return self._status()
+
+    def terminate(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signal.SIGTERM)
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signal.SIGKILL)
+
+
+def _find_daemon(mountpoint: Path) -> int | None:
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                args = f.read().split(b"\0")
+        except OSError:
+            continue
+        if any(a.endswith(b"mount.smbfs") for a in args) and \
+                os.fsencode(str(mountpoint)) in args:
+            return int(entry)
+    return None
+
+
+def _cli_options(options: dict[str, Any]) -> list[str]:
+    out = []
+    for k, v in options.items():
+        if k == "fsname":
+            continue  # the CLI names the mount after its source
+        if isinstance(v, bool):
+            name = {"read_only": "ro"}.get(k, k)
+            if v:
+                out.append(name)
+        elif k in ("file_mode", "dir_mode"):
+            out.append(f"{k}={v:o}")
+        else:
+            out.append(f"{k}={v}")
+    return out
+
+
+def _start_cli(samba: PrivateSamba, share: str, subdir: str, mp: Path, port: int,
+               env: dict[str, str], options: dict[str, Any], log: Path) -> Mount:
+    source = f"//{samba.host}/{share}" + (f"/{subdir}" if subdir else "")
+    opts = [f"username={samba.user.name}", f"port={port}", f"log={log}",
+            *_cli_options(options)]
+    args = [str(MOUNT_SMBFS), source, str(mp), "-o", ",".join(opts)]
+    if env.get("SMBFS_TEST_LOG") == "DEBUG" or env.get("SMBFS_TEST_DEBUG_LOGGERS"):
+        args.append("-v")
+    r = subprocess.run(args, capture_output=True, text=True, timeout=READY_TIMEOUT + 10,
+                       stdin=subprocess.DEVNULL,
+                       env={**env, "PASSWD": samba.user.password,
+                            "SMBFS_MOUNT_TIMEOUT": str(READY_TIMEOUT)})
+    if r.returncode != 0:
+        raise RuntimeError(f"mount.smbfs failed ({r.returncode}): {r.stderr.strip()}")
+    pid = _find_daemon(mp)
+    if pid is None:
+        subprocess.run(["fusermount3", "-uz", str(mp)], capture_output=True,
+                       timeout=UNMOUNT_TIMEOUT)
+        raise RuntimeError(f"mount.smbfs said ready but no daemon serves {mp}")
+    m = Mount(mp, Daemon(pid, log), share, samba.share_path(share), options, log)
+    ACTIVE.append(m)
+    return m
+
 READY_TIMEOUT = 30.0
 UNMOUNT_TIMEOUT = 15.0
 
@@ -31,11 +143,10 @@ UNMOUNT_TIMEOUT = 15.0
 @dataclass
 class Mount:
     path: Path
-    proc: subprocess.Popen[bytes]
+    proc: subprocess.Popen[bytes] | Daemon
     share: str
     server_dir: Path
     options: dict[str, Any]
-
     log: Path
 
     def log_tail(self, lines: int = 60) -> str:
@@ -80,6 +191,10 @@ def start_mount(samba: PrivateSamba, share: str | None = None, subdir: str = "",
                 env: dict[str, str] | None = None, **options: Any) -> Mount:
     share = share or samba.shares.rw
     mp = mountpoint or Path(tempfile.mkdtemp(prefix="smbfs-mnt-"))
+    if use_cli():
+        log = Path(tempfile.mkstemp(prefix="smbfs-mount-", suffix=".log")[1])
+        return _start_cli(samba, share, subdir, mp, port or samba.port,
+                          {**os.environ, **(env or {})}, options, log)
     options.setdefault("fsname", f"//{samba.host}/{share}")
     spec = {
         "host": samba.host, "port": port or samba.port, "username": samba.user.name,

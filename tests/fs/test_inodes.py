@@ -99,6 +99,18 @@ async def test_hard_link_names_share_a_node() -> None:
     assert a.path == "a" and t.by_path("a") is a
 
 
+async def test_answers_older_than_a_local_change_are_not_cached() -> None:
+    t = InodeTable("", serverino=True, actimeo=60.0)
+    n = t.remember("f", _info(9, size=0))
+    since = t.stamp()  # a listing is sent...
+    t.invalidate(n)  # ...a write completes...
+    n2 = t.remember("f", _info(9, size=0), since)  # ...the listing's old size arrives
+    assert n2 is n and t.fresh_info(n) is None
+    since = t.stamp()
+    t.set_info(n, _info(9, size=5), since)
+    assert t.fresh_info(n) is not None
+
+
 async def test_attributes_expire_and_invalidate(mock_clock: trio.testing.MockClock) -> None:
     t = InodeTable("", serverino=True, actimeo=0.05)
     n = t.remember("a", _info(3, size=1))

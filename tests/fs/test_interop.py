@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import os
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -147,8 +148,9 @@ def test_many_programs_at_once(work: WorkDir, tmp_path: Path) -> None:
         src.write_bytes(os.urandom(2 * 1024 * 1024 + i))
         srcs.append(src)
     procs = [subprocess.Popen(["cp", str(s), str(work.path / s.name)]) for s in srcs]
-    procs += [subprocess.Popen(["ls", "-lR", str(work.path)], stdout=subprocess.DEVNULL)
-              for _ in range(3)]
+    # Listings while the files grow: their sizes must not stick in the cache.
+    loop = f"for i in $(seq 15); do ls -lR '{work.path}' >/dev/null; done"
+    procs += [subprocess.Popen(["sh", "-c", loop]) for _ in range(3)]
     for p in procs:
         assert p.wait(timeout=120) == 0
     readers = [subprocess.Popen(["cmp", str(s), str(work.path / s.name)]) for s in srcs]
@@ -219,3 +221,29 @@ def test_encrypted_share(samba: PrivateSamba, mount_factory: MountFactory) -> No
         assert (m.server_dir / "sealed").read_bytes() == data
     finally:
         (m.path / "sealed").unlink(missing_ok=True)
+
+
+def test_sizes_stay_right_while_listed(work: WorkDir) -> None:
+    """A listing answered before a write completes must not leave its old
+    size in the attribute cache (the next stat would shrink the file)."""
+    p = work.path / "growing"
+    stop = threading.Event()
+
+    def lister() -> None:
+        while not stop.is_set():
+            with os.scandir(work.path) as it:
+                for e in it:
+                    e.stat()
+
+    threads = [threading.Thread(target=lister) for _ in range(2)]
+    for t in threads:
+        t.start()
+    try:
+        with open(p, "wb", buffering=0) as f:
+            for i in range(1, 301):
+                f.write(b"x" * 4096)
+                assert os.stat(p).st_size == i * 4096
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=30)
