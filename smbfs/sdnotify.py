@@ -19,6 +19,11 @@ import socket
 
 log = logging.getLogger(__name__)
 
+# A unix datagram socket whose reader is slow blocks the sender once its
+# queue (net.unix.max_dgram_qlen, 10 by default) is full; a hung supervisor
+# must not hang the mount, so a send waits at most this long.
+SEND_TIMEOUT = 2.0
+
 __all__ = ["notify", "socket_address"]
 
 
@@ -53,6 +58,7 @@ def notify(state: str) -> bool:
         return False
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+            sock.settimeout(SEND_TIMEOUT)
             sock.sendto(state.encode(), addr)
     except OSError as e:
         log.warning("sd_notify(%s) to %r failed: %s", state.split("\n", 1)[0], addr, e)

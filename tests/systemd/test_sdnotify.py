@@ -80,7 +80,18 @@ def test_no_fd_leak(monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setenv("NOTIFY_SOCKET", name)
     before = len(os.listdir("/proc/self/fd"))
     for _ in range(50):
-        sdnotify.notify("WATCHDOG=1")
-    assert len(os.listdir("/proc/self/fd")) == before
-    for _ in range(50):
+        assert sdnotify.notify("WATCHDOG=1")
         assert sock.recv(64) == b"WATCHDOG=1"
+    assert len(os.listdir("/proc/self/fd")) == before
+
+
+def test_full_queue_does_not_hang(monkeypatch: pytest.MonkeyPatch,
+                                  path_socket: tuple[socket.socket, str]) -> None:
+    """A supervisor that stops reading: notify gives up (bounded), never blocks."""
+    _, name = path_socket
+    monkeypatch.setenv("NOTIFY_SOCKET", name)
+    monkeypatch.setattr(sdnotify, "SEND_TIMEOUT", 0.05)
+    sent = 0
+    while sent < 10_000 and sdnotify.notify("WATCHDOG=1"):
+        sent += 1
+    assert 0 < sent < 10_000
