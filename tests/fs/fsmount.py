@@ -126,6 +126,8 @@ def _start_cli(samba: PrivateSamba, share: str, subdir: str, mp: Path, port: int
                        env={**env, "PASSWD": samba.user.password,
                             "SMBFS_MOUNT_TIMEOUT": str(READY_TIMEOUT)})
     if r.returncode != 0:
+        log.unlink(missing_ok=True)
+        shutil.rmtree(mp, ignore_errors=True)
         raise RuntimeError(f"mount.smbfs failed ({r.returncode}): {r.stderr.strip()}")
     pid = _find_daemon(mp)
     if pid is None:
@@ -221,6 +223,7 @@ def start_mount(samba: PrivateSamba, share: str | None = None, subdir: str = "",
             m.proc.wait(timeout=2)  # a failing runner is writing its last line
         tail = m.log_tail()
         _unmount(m)
+        shutil.rmtree(mp, ignore_errors=True)
         raise RuntimeError(f"mount did not become ready (got {got!r}): {tail}")
     ACTIVE.append(m)
     return m
