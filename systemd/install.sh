@@ -5,7 +5,7 @@
 #   /etc/systemd/system/smbfs@.service     the template (instance = /etc/smbfs/<name>.conf)
 #   /etc/smbfs/                            configuration directory (0755; .cred files 0600)
 #   /etc/smbfs/examples/                   example .conf/.cred, .mount/.automount, fstab line
-#   /usr/sbin/mount.smbfs                  the helper mount(8) and the units run
+#   /sbin/mount.smbfs                      the helper mount(8) and the units run (a symlink)
 # then reloads systemd when it is running. Never enables or starts a unit.
 #
 # DESTDIR=/some/root installs below that root instead (packaging, tests).
@@ -24,10 +24,15 @@ fi
 target="${SMBFS_MOUNT_HELPER:-}"
 if [ -z "$target" ]; then
     for candidate in "$here/../.venv/bin/mount.smbfs" "$(command -v mount.smbfs 2>/dev/null || true)"; do
-        if [ -n "$candidate" ] && [ -x "$candidate" ] && [ "$candidate" != "/usr/sbin/mount.smbfs" ]; then
-            target="$(cd "$(dirname "$candidate")" && pwd)/$(basename "$candidate")"
-            break
-        fi
+        [ -n "$candidate" ] && [ -x "$candidate" ] || continue
+        case "$candidate" in
+            # The helper itself (found on PATH): follow it to the installation.
+            /sbin/mount.smbfs | /usr/sbin/mount.smbfs)
+                [ -L "$candidate" ] || continue
+                candidate="$(readlink -f "$candidate")" ;;
+        esac
+        target="$(cd "$(dirname "$candidate")" && pwd)/$(basename "$candidate")"
+        break
     done
 fi
 if [ -z "$target" ]; then
@@ -36,20 +41,26 @@ if [ -z "$target" ]; then
     exit 1
 fi
 
-install -d -m 0755 "$root/etc/systemd/system" "$root/etc/smbfs" "$root/etc/smbfs/examples" "$root/usr/sbin"
+install -d -m 0755 "$root/etc/systemd/system" "$root/etc/smbfs" "$root/etc/smbfs/examples"
+[ -z "$root" ] || install -d -m 0755 "$root/usr/sbin"
 install -m 0644 "$here/smbfs@.service" "$root/etc/systemd/system/smbfs@.service"
 for f in example.conf fstab.example mnt-share.mount mnt-share.automount; do
     install -m 0644 "$here/$f" "$root/etc/smbfs/examples/$f"
 done
 install -m 0600 "$here/example.cred" "$root/etc/smbfs/examples/example.cred"
 
-# A wrapper rather than a symlink: mount(8) and systemd run the helper with a
-# minimal environment, and a venv's entry point must be run by its own path.
-helper="$root/usr/sbin/mount.smbfs"
-tmp="$(mktemp "$root/usr/sbin/.mount.smbfs.XXXXXX")"
-printf '#!/bin/sh\n# Installed by smbfs systemd/install.sh\nexec %q "$@"\n' "$target" > "$tmp"
-chmod 0755 "$tmp"
-mv -f "$tmp" "$helper"
+# The helper is a symlink to the installation's mount.smbfs (a venv's script
+# keeps its own interpreter through its shebang). On the live system that is
+# `smbfs install-helper`'s job (the one owner of /sbin/mount.smbfs, which is
+# /usr/sbin/mount.smbfs on merged-/usr systems); below DESTDIR, done here.
+if [ -z "$root" ] && [ -x "$(dirname "$target")/smbfs" ]; then
+    "$(dirname "$target")/smbfs" install-helper
+else
+    ln -sfn "$target" "$root/usr/sbin/mount.smbfs"
+    # The unit runs /sbin/mount.smbfs (where install-helper puts it); a
+    # merged-/usr root, as on Debian >= 12, has /sbin -> usr/sbin.
+    [ -e "$root/sbin" ] || ln -s usr/sbin "$root/sbin"
+fi
 
 # Credentials files someone already put here must not stay readable by all.
 for cred in "$root"/etc/smbfs/*.cred; do
@@ -59,6 +70,6 @@ done
 if [ -z "$root" ] && [ -d /run/systemd/system ]; then
     systemctl daemon-reload
 fi
-echo "smbfs: installed smbfs@.service and /usr/sbin/mount.smbfs (-> $target)${root:+ under $root}"
+echo "smbfs: installed smbfs@.service and /sbin/mount.smbfs (-> $target)${root:+ under $root}"
 echo "next: create /etc/smbfs/NAME.conf (see /etc/smbfs/examples/example.conf), then"
 echo "      systemctl enable --now smbfs@NAME.service"

@@ -116,7 +116,7 @@ def test_exec_start_notifies_and_stops_cleanly(samba: PrivateSamba, tmp_path: Pa
     for pre in svc.get("ExecStartPre", []):
         subprocess.run(argv_of(pre), check=True, timeout=10)
     start = argv_of(svc["ExecStart"][0])
-    assert start[0] == str(root / "usr/sbin/mount.smbfs")
+    assert start[0] == str(root / "sbin/mount.smbfs")
 
     log = tmp_path / "journal.log"
     with open(log, "wb") as logf:
