@@ -19,6 +19,10 @@ def entry_point() -> Path:
     return Path(os.path.abspath(sys.executable)).parent / "mount.smbfs"
 
 
+def _is_smbfs_link(path: Path) -> bool:
+    return path.is_symlink() and Path(os.readlink(path)).name == "mount.smbfs"
+
+
 def install_helper(target: str = "/sbin/mount.smbfs", *, force: bool = False,
                    remove: bool = False) -> int:
     src = entry_point()
@@ -38,7 +42,10 @@ def install_helper(target: str = "/sbin/mount.smbfs", *, force: bool = False,
         print(f"{dst} -> {src} (already installed)")
         return 0
     if dst.exists() or dst.is_symlink():
-        if not force:
+        # A symlink to some other checkout's (or a removed venv's) mount.smbfs
+        # is an older smbfs install: the checkout being set up takes it over.
+        # Anything else (a real file, a link elsewhere) needs --force.
+        if not force and not _is_smbfs_link(dst):
             print(f"smbfs install-helper: {dst} exists and is not ours; --force replaces it",
                   file=sys.stderr)
             return 1

@@ -4,6 +4,7 @@ Ctrl-C; `smbfs install-helper` is idempotent."""
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import subprocess
@@ -73,6 +74,13 @@ def test_install_helper_idempotent(tmp_path: Path) -> None:
     r = subprocess.run([SMBFS, "install-helper", "--target", str(other)],
                        capture_output=True, text=True, timeout=STEP_TIMEOUT)
     assert r.returncode == 1 and "--force" in r.stderr
+    # Another checkout's (here: a removed venv's) helper link is taken over.
+    stale = tmp_path / "stale"
+    stale.symlink_to("/nonexistent/.venv/bin/mount.smbfs")
+    r = subprocess.run([SMBFS, "install-helper", "--target", str(stale)],
+                       capture_output=True, text=True, timeout=STEP_TIMEOUT)
+    assert r.returncode == 0, r.stderr
+    assert os.readlink(stale) == os.readlink(target)
     r = subprocess.run([SMBFS, "install-helper", "--target", str(target), "--remove"],
                        capture_output=True, text=True, timeout=STEP_TIMEOUT)
     assert r.returncode == 0 and not target.exists()
