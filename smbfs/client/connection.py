@@ -34,15 +34,17 @@ from smbfs.client.errors import (
 from smbfs.client.transport import Transport
 from smbfs.proto.codec import SMB2_HEADER_SIZE, Buffer, DecodeError, pad_to
 from smbfs.proto.constants import (
+    Cipher,
     Command,
     Dialect,
     GlobalCapabilities,
     HeaderFlags,
     SecurityMode,
+    SigningAlgorithm,
 )
-from smbfs.proto.crypto.encryption import Cipher, Encryptor, NonceGenerator
+from smbfs.proto.crypto.encryption import Encryptor, NonceGenerator
 from smbfs.proto.crypto.preauth import PreauthHash
-from smbfs.proto.crypto.signing import Signer, SigningAlgorithm, signing_algorithm_for
+from smbfs.proto.crypto.signing import Signer, signing_algorithm_for
 from smbfs.proto.header import (
     SMB2_COMPRESSION_PROTOCOL_ID,
     SMB2_PROTOCOL_ID,

@@ -79,6 +79,40 @@ class SecurityMode(enum.IntFlag):
     SMB2_NEGOTIATE_SIGNING_REQUIRED = 0x0002
 
 
+
+class Cipher(enum.IntEnum):
+    """[MS-SMB2] 2.2.3.1.2 SMB2_ENCRYPTION_CAPABILITIES Ciphers.
+
+    Shared by the negotiate context and the crypto layer, hence here."""
+
+    AES_128_CCM = 0x0001
+    AES_128_GCM = 0x0002
+    AES_256_CCM = 0x0003
+    AES_256_GCM = 0x0004
+
+    @property
+    def key_size(self) -> int:
+        return 32 if self in (Cipher.AES_256_CCM, Cipher.AES_256_GCM) else 16
+
+    @property
+    def nonce_size(self) -> int:
+        """AES_CCM_Nonce is 11 bytes, AES_GCM_Nonce 12 ([MS-SMB2] 2.2.41)."""
+        return 12 if self in (Cipher.AES_128_GCM, Cipher.AES_256_GCM) else 11
+
+    @property
+    def is_gcm(self) -> bool:
+        return self in (Cipher.AES_128_GCM, Cipher.AES_256_GCM)
+
+
+class SigningAlgorithm(enum.IntEnum):
+    """[MS-SMB2] 2.2.3.1.7 SMB2_SIGNING_CAPABILITIES SigningAlgorithms.
+
+    Shared by the negotiate context and the crypto layer, hence here."""
+
+    HMAC_SHA256 = 0x0000
+    AES_CMAC = 0x0001
+    AES_GMAC = 0x0002
+
 # A FileId whose both halves are all ones: "the file of the previous request"
 # in a related compound ([MS-SMB2] 3.2.4.1.4).
 RELATED_FILE_ID = (0xFFFFFFFFFFFFFFFF, 0xFFFFFFFFFFFFFFFF)

@@ -30,7 +30,7 @@ from smbfs.proto.codec import (
     utf16,
     view,
 )
-from smbfs.proto.constants import Command, Dialect
+from smbfs.proto.constants import Cipher, Command, Dialect, SigningAlgorithm
 from smbfs.proto.message import Message
 
 
@@ -51,15 +51,6 @@ class HashAlgorithm(enum.IntEnum):
     """[MS-SMB2] 2.2.3.1.1 HashAlgorithms."""
 
     SHA_512 = 0x0001
-
-
-class Cipher(enum.IntEnum):
-    """[MS-SMB2] 2.2.3.1.2 Ciphers."""
-
-    AES_128_CCM = 0x0001
-    AES_128_GCM = 0x0002
-    AES_256_CCM = 0x0003
-    AES_256_GCM = 0x0004
 
 
 class CompressionAlgorithm(enum.IntEnum):
@@ -92,14 +83,6 @@ class RdmaTransformId(enum.IntEnum):
     SMB2_RDMA_TRANSFORM_NONE = 0x0000
     SMB2_RDMA_TRANSFORM_ENCRYPTION = 0x0001
     SMB2_RDMA_TRANSFORM_SIGNING = 0x0002
-
-
-class SigningAlgorithm(enum.IntEnum):
-    """[MS-SMB2] 2.2.3.1.7 SigningAlgorithms."""
-
-    HMAC_SHA256 = 0x0000
-    AES_CMAC = 0x0001
-    AES_GMAC = 0x0002
 
 
 _C = TypeVar("_C")

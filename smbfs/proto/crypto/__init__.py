@@ -4,8 +4,8 @@ package is used. No function here logs, and no object shows key bytes in
 its repr.
 """
 
+from smbfs.proto.constants import Cipher, SigningAlgorithm
 from smbfs.proto.crypto.encryption import (
-    Cipher,
     Encryptor,
     IntegrityError,
     NonceGenerator,
@@ -21,7 +21,7 @@ from smbfs.proto.crypto.kdf import (
     sp800_108_hmac_sha256,
 )
 from smbfs.proto.crypto.preauth import PreauthHash
-from smbfs.proto.crypto.signing import Signer, SigningAlgorithm, signing_algorithm_for
+from smbfs.proto.crypto.signing import Signer, signing_algorithm_for
 
 __all__ = [
     "Cipher",

@@ -23,7 +23,6 @@ time, which measured ~8x slower than the AES-GCM work (bench/proto_bench.py).
 
 from __future__ import annotations
 
-import enum
 import os
 import struct
 import threading
@@ -34,6 +33,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESCCM, AESGCM
 
 from smbfs.proto.codec import Buffer, DecodeError, need
+from smbfs.proto.constants import Cipher
 from smbfs.proto.header import (
     SMB2_TRANSFORM_FLAG_ENCRYPTED,
     SMB2_TRANSFORM_HEADER_SIZE,
@@ -47,28 +47,6 @@ _NONCE_FIELD_SIZE: Final = 16
 _SIGNATURE_SLICE: Final = slice(4, 20)
 # ProtocolId, Signature, Nonce, OriginalMessageSize, Reserved, Flags, SessionId.
 _TRANSFORM: Final = struct.Struct("<4s16s16sIHHQ")
-
-
-class Cipher(enum.IntEnum):
-    """[MS-SMB2] 2.2.3.1.2 SMB2_ENCRYPTION_CAPABILITIES Ciphers."""
-
-    AES_128_CCM = 0x0001
-    AES_128_GCM = 0x0002
-    AES_256_CCM = 0x0003
-    AES_256_GCM = 0x0004
-
-    @property
-    def key_size(self) -> int:
-        return 32 if self in (Cipher.AES_256_CCM, Cipher.AES_256_GCM) else 16
-
-    @property
-    def nonce_size(self) -> int:
-        """AES_CCM_Nonce is 11 bytes, AES_GCM_Nonce 12 ([MS-SMB2] 2.2.41)."""
-        return 12 if self in (Cipher.AES_128_GCM, Cipher.AES_256_GCM) else 11
-
-    @property
-    def is_gcm(self) -> bool:
-        return self in (Cipher.AES_128_GCM, Cipher.AES_256_GCM)
 
 
 class IntegrityError(DecodeError):

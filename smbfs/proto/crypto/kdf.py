@@ -25,8 +25,7 @@ from typing import Final
 from cryptography.hazmat.primitives import hashes, hmac
 
 from smbfs.proto.codec import Buffer
-from smbfs.proto.constants import Dialect
-from smbfs.proto.crypto.encryption import Cipher
+from smbfs.proto.constants import Cipher, Dialect
 
 # SMB 3.0 / 3.0.2 labels and contexts ([MS-SMB2] 3.2.5.3.1).
 LABEL_SMB2AESCMAC: Final = b"SMB2AESCMAC\x00"

@@ -24,7 +24,6 @@ therefore sign the one buffer it is about to send.
 
 from __future__ import annotations
 
-import enum
 import struct
 import threading
 from collections.abc import Sequence
@@ -36,7 +35,7 @@ from cryptography.hazmat.primitives.ciphers import algorithms
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from smbfs.proto.codec import SMB2_HEADER_SIZE, Buffer, DecodeError
-from smbfs.proto.constants import Command, Dialect, HeaderFlags
+from smbfs.proto.constants import Command, Dialect, HeaderFlags, SigningAlgorithm
 from smbfs.proto.header import SIGNATURE_OFFSET, ZERO_SIGNATURE
 
 SIGNATURE_SIZE: Final = 16
@@ -49,14 +48,6 @@ _GMAC_ROLE_SERVER: Final = 0x1
 _GMAC_CANCEL: Final = 0x2
 _SERVER_TO_REDIR: Final = int(HeaderFlags.SMB2_FLAGS_SERVER_TO_REDIR)
 _CANCEL: Final = int(Command.SMB2_CANCEL)
-
-
-class SigningAlgorithm(enum.IntEnum):
-    """[MS-SMB2] 2.2.3.1.7 SMB2_SIGNING_CAPABILITIES SigningAlgorithms."""
-
-    HMAC_SHA256 = 0x0000
-    AES_CMAC = 0x0001
-    AES_GMAC = 0x0002
 
 
 def signing_algorithm_for(
