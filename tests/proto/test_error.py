@@ -4,7 +4,6 @@ round trips, Samba bytes, hostile lengths and fuzzing."""
 from __future__ import annotations
 
 import struct
-import tracemalloc
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -18,6 +17,15 @@ from smbfs.proto.error import (
     ErrorId,
     ErrorResponse,
     SymlinkErrorResponse,
+)
+
+from .fuzzing import (
+    byte_flips,
+    mutated,
+    only_decode_error,
+    peak_allocation_below,
+    truncations,
+    try_decode,
 )
 
 HDR = bytes(SMB2_HEADER_SIZE)
@@ -132,75 +140,40 @@ def test_bad_symlink() -> None:
 
 
 def test_four_gib_byte_count() -> None:
-    tracemalloc.start()
-    try:
+    with peak_allocation_below():
         for count in (0, 1, 255):
             with pytest.raises(DecodeError):
                 ErrorResponse.decode(HDR + struct.pack("<HBBI", 9, count, 0, 0xFFFFFFFF) + b"\0")
         ctx = struct.pack("<II", 0xFFFFFFFF, 0)
         with pytest.raises(DecodeError):
             ErrorResponse.decode(HDR + struct.pack("<HBBI", 9, 1, 0, len(ctx)) + ctx)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    assert peak < 1 << 20
-
-
-def _try(decode: object, data: bytes) -> None:
-    try:
-        decode(memoryview(data))  # type: ignore[operator]
-    except DecodeError:
-        pass
 
 
 def _try_symlink(data: bytes) -> None:
-    try:
-        ErrorResponse(data).symlink()
-    except DecodeError:
-        pass
-    try:
-        ErrorResponse(data).required_buffer_length()
-    except DecodeError:
-        pass
-
-
-@st.composite
-def mutated(draw: st.DrawFn, valid: bytes, start: int) -> bytes:
-    data = bytearray(valid)
-    for _ in range(draw(st.integers(0, 6))):
-        i = draw(st.integers(start, max(start, len(data) - 1)))
-        if i < len(data):
-            data[i] = draw(st.integers(0, 255))
-    if draw(st.booleans()):
-        data = data[: draw(st.integers(0, len(data)))]
-    return bytes(data)
+    only_decode_error(lambda: ErrorResponse(data).symlink())
+    only_decode_error(lambda: ErrorResponse(data).required_buffer_length())
 
 
 @FUZZ
 @given(st.data())
 def test_fuzz_mutated(data: st.DataObject) -> None:
     valid = HDR + data.draw(responses).encode()
-    _try(ErrorResponse.decode, data.draw(mutated(valid, SMB2_HEADER_SIZE)))
+    try_decode(ErrorResponse.decode, data.draw(mutated(valid, SMB2_HEADER_SIZE)))
     _try_symlink(data.draw(mutated(data.draw(symlinks).encode(), 0)))
 
 
 @FUZZ
 @given(st.binary(max_size=200))
 def test_fuzz_random(raw: bytes) -> None:
-    _try(ErrorResponse.decode, raw)
-    _try(ErrorResponse.decode, HDR + raw)
+    try_decode(ErrorResponse.decode, raw)
+    try_decode(ErrorResponse.decode, HDR + raw)
     _try_symlink(raw)
 
 
 def test_truncate_and_flip_every_byte() -> None:
     link = SymlinkErrorResponse("\\??\\UNC\\s\\x", "\\\\s\\x", 4, 0).encode()
     sample = HDR + ErrorResponse(error_contexts=[ErrorContext(0, link), ErrorContext(7)]).encode()
-    for n in range(len(sample)):
-        _try(ErrorResponse.decode, sample[:n])
-        _try_symlink(link[:n])
-    for i in range(SMB2_HEADER_SIZE, len(sample)):
-        for v in (0x00, 0xFF, sample[i] ^ 0x80):
-            _try(ErrorResponse.decode, sample[:i] + bytes([v]) + sample[i + 1 :])
-    for i in range(len(link)):
-        for v in (0x00, 0xFF, link[i] ^ 0x80):
-            _try_symlink(link[:i] + bytes([v]) + link[i + 1 :])
+    for bad in (*truncations(sample), *byte_flips(sample)):
+        try_decode(ErrorResponse.decode, bad)
+    for bad in (*truncations(link), *byte_flips(link, 0)):
+        _try_symlink(bad)

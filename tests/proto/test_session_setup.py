@@ -17,6 +17,8 @@ from smbfs.proto.session_setup import (
     SessionSetupResponse,
 )
 
+from .fuzzing import mutated, try_decode
+
 HDR = bytes(SMB2_HEADER_SIZE)
 FUZZ = settings(
     max_examples=300, deadline=2000, suppress_health_check=[HealthCheck.too_slow]
@@ -96,48 +98,29 @@ def test_security_buffer_out_of_bounds() -> None:
         SessionSetupResponse.decode(HDR + bytes(body))
 
 
-def _try(decode: object, data: bytes) -> None:
-    try:
-        decode(memoryview(data))  # type: ignore[operator]
-    except DecodeError:
-        pass
-
-
-@st.composite
-def mutated(draw: st.DrawFn, valid: bytes) -> bytes:
-    data = bytearray(valid)
-    for _ in range(draw(st.integers(0, 6))):
-        i = draw(st.integers(SMB2_HEADER_SIZE, max(SMB2_HEADER_SIZE, len(data) - 1)))
-        if i < len(data):
-            data[i] = draw(st.integers(0, 255))
-    if draw(st.booleans()):
-        data = data[: draw(st.integers(0, len(data)))]
-    return bytes(data)
-
-
 @FUZZ
 @given(st.data())
 def test_fuzz_mutated(data: st.DataObject) -> None:
     req = HDR + data.draw(requests).encode()
-    _try(SessionSetupRequest.decode, data.draw(mutated(req)))
+    try_decode(SessionSetupRequest.decode, data.draw(mutated(req)))
     resp = HDR + data.draw(responses).encode()
-    _try(SessionSetupResponse.decode, data.draw(mutated(resp)))
+    try_decode(SessionSetupResponse.decode, data.draw(mutated(resp)))
 
 
 @FUZZ
 @given(st.binary(max_size=200))
 def test_fuzz_random(raw: bytes) -> None:
     for decode in (SessionSetupRequest.decode, SessionSetupResponse.decode):
-        _try(decode, raw)
-        _try(decode, HDR + raw)
+        try_decode(decode, raw)
+        try_decode(decode, HDR + raw)
 
 
 def test_truncate_and_flip_every_byte() -> None:
     for n in range(len(SAMBA_CHALLENGE)):
-        _try(SessionSetupResponse.decode, SAMBA_CHALLENGE[:n])
+        try_decode(SessionSetupResponse.decode, SAMBA_CHALLENGE[:n])
     for i in range(SMB2_HEADER_SIZE, SMB2_HEADER_SIZE + 8):
         for v in (0x00, 0xFF, 0x7F):
-            _try(SessionSetupResponse.decode, SAMBA_CHALLENGE[:i] + bytes([v]) + SAMBA_CHALLENGE[i + 1 :])
+            try_decode(SessionSetupResponse.decode, SAMBA_CHALLENGE[:i] + bytes([v]) + SAMBA_CHALLENGE[i + 1 :])
 
 
 # Published Windows 10 first SESSION_SETUP leg: [MS-SMB2] Open Specifications

@@ -21,6 +21,8 @@ from smbfs.proto.tree import (
     TreeDisconnectResponse,
 )
 
+from .fuzzing import mutated, try_decode
+
 HDR = bytes(SMB2_HEADER_SIZE)
 FUZZ = settings(
     max_examples=300, deadline=2000, suppress_health_check=[HealthCheck.too_slow]
@@ -96,30 +98,11 @@ def test_flags_helpers() -> None:
     assert resp.caching_policy == ShareFlags.SMB2_SHAREFLAG_NO_CACHING
 
 
-def _try(decode: object, data: bytes) -> None:
-    try:
-        decode(memoryview(data))  # type: ignore[operator]
-    except DecodeError:
-        pass
-
-
-@st.composite
-def mutated(draw: st.DrawFn, valid: bytes) -> bytes:
-    data = bytearray(valid)
-    for _ in range(draw(st.integers(0, 6))):
-        i = draw(st.integers(SMB2_HEADER_SIZE, max(SMB2_HEADER_SIZE, len(data) - 1)))
-        if i < len(data):
-            data[i] = draw(st.integers(0, 255))
-    if draw(st.booleans()):
-        data = data[: draw(st.integers(0, len(data)))]
-    return bytes(data)
-
-
 @FUZZ
 @given(st.data())
 def test_fuzz_mutated(data: st.DataObject) -> None:
-    _try(TreeConnectRequest.decode, data.draw(mutated(HDR + data.draw(requests).encode())))
-    _try(TreeConnectResponse.decode, data.draw(mutated(HDR + data.draw(responses).encode())))
+    try_decode(TreeConnectRequest.decode, data.draw(mutated(HDR + data.draw(requests).encode())))
+    try_decode(TreeConnectResponse.decode, data.draw(mutated(HDR + data.draw(responses).encode())))
 
 
 @FUZZ
@@ -129,8 +112,8 @@ def test_fuzz_random(raw: bytes) -> None:
         TreeConnectRequest.decode, TreeConnectResponse.decode,
         TreeDisconnectRequest.decode, TreeDisconnectResponse.decode,
     ):
-        _try(decode, raw)
-        _try(decode, HDR + raw)
+        try_decode(decode, raw)
+        try_decode(decode, HDR + raw)
 
 
 def test_odd_and_out_of_bounds_path() -> None:
