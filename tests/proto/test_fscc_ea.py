@@ -16,6 +16,8 @@ from smbfs.proto.fscc.ea import (
     FileGetEaInformation,
 )
 
+from .fuzzing import cut_and_overwritten, only_decode_error
+
 ea_names = st.binary(min_size=1, max_size=255).filter(lambda b: b"\x00" not in b)
 entries = st.builds(FileFullEaEntry, ea_names, st.binary(max_size=300), st.sampled_from([0, FILE_NEED_EA]))
 full = st.builds(FileFullEaInformation, st.lists(entries, max_size=6))
@@ -92,23 +94,11 @@ def test_hostile() -> None:
 @settings(max_examples=300)
 @given(blob=st.binary(max_size=200))
 def test_fuzz_random(cls: type, blob: bytes) -> None:
-    try:
-        cls.decode(blob)  # type: ignore[attr-defined]
-    except DecodeError:
-        pass
+    only_decode_error(cls.decode, blob)  # type: ignore[attr-defined]
 
 
 @settings(max_examples=200)
 @given(v=full.filter(lambda f: bool(f.entries)), data=st.data())
 def test_fuzz_mutated(v: FileFullEaInformation, data: st.DataObject) -> None:
-    raw = bytearray(v.encode())
-    try:
-        FileFullEaInformation.decode(bytes(raw[: data.draw(st.integers(0, len(raw)))]))
-    except DecodeError:
-        pass
-    for _ in range(data.draw(st.integers(1, 4))):
-        raw[data.draw(st.integers(0, len(raw) - 1))] = data.draw(st.integers(0, 255))
-    try:
-        FileFullEaInformation.decode(bytes(raw))
-    except DecodeError:
-        pass
+    for bad in cut_and_overwritten(data, v.encode(), 4):
+        only_decode_error(FileFullEaInformation.decode, bad)

@@ -19,6 +19,8 @@ from smbfs.proto.fscc.reparse import (
     decode_reparse,
 )
 
+from .fuzzing import cut_and_overwritten, only_decode_error
+
 paths = st.text(alphabet=st.characters(exclude_categories=("Cs",)), max_size=60)
 symlinks = st.builds(SymbolicLinkReparseBuffer, paths, paths, st.sampled_from([0, SYMLINK_FLAG_RELATIVE]))
 mounts = st.builds(MountPointReparseBuffer, paths, paths)
@@ -99,23 +101,11 @@ def test_hostile() -> None:
 @given(blob=st.binary(max_size=120))
 def test_fuzz_random(blob: bytes) -> None:
     for fn in (decode_reparse, SymbolicLinkReparseBuffer.decode, MountPointReparseBuffer.decode):
-        try:
-            fn(blob)
-        except DecodeError:
-            pass
+        only_decode_error(fn, blob)
 
 
 @settings(max_examples=200)
 @given(v=st.one_of(symlinks, mounts), data=st.data())
 def test_fuzz_mutated(v: SymbolicLinkReparseBuffer | MountPointReparseBuffer, data: st.DataObject) -> None:
-    raw = bytearray(v.encode())
-    try:
-        decode_reparse(bytes(raw[: data.draw(st.integers(0, len(raw)))]))
-    except DecodeError:
-        pass
-    for _ in range(data.draw(st.integers(1, 4))):
-        raw[data.draw(st.integers(0, len(raw) - 1))] = data.draw(st.integers(0, 255))
-    try:
-        decode_reparse(bytes(raw))
-    except DecodeError:
-        pass
+    for bad in cut_and_overwritten(data, v.encode(), 4):
+        only_decode_error(decode_reparse, bad)

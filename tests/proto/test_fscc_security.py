@@ -18,6 +18,8 @@ from smbfs.proto.fscc.security import (
     SecurityDescriptorControl,
 )
 
+from .fuzzing import cut_and_overwritten, only_decode_error
+
 sids = st.builds(
     SID,
     st.integers(0, 2**48 - 1),
@@ -142,23 +144,11 @@ def test_hostile() -> None:
 @given(blob=st.binary(max_size=200))
 def test_fuzz_random(blob: bytes) -> None:
     for fn in (SecurityDescriptor.decode, ACL.decode, SID.decode, Ace.decode):
-        try:
-            fn(blob)
-        except DecodeError:
-            pass
+        only_decode_error(fn, blob)
 
 
 @settings(max_examples=200)
 @given(sd=descriptors(), data=st.data())
 def test_fuzz_mutated(sd: SecurityDescriptor, data: st.DataObject) -> None:
-    raw = bytearray(sd.encode())
-    try:
-        SecurityDescriptor.decode(bytes(raw[: data.draw(st.integers(0, len(raw)))]))
-    except DecodeError:
-        pass
-    for _ in range(data.draw(st.integers(1, 6))):
-        raw[data.draw(st.integers(0, len(raw) - 1))] = data.draw(st.integers(0, 255))
-    try:
-        SecurityDescriptor.decode(bytes(raw))
-    except DecodeError:
-        pass
+    for bad in cut_and_overwritten(data, sd.encode(), 6):
+        only_decode_error(SecurityDescriptor.decode, bad)
