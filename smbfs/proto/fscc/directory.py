@@ -163,11 +163,13 @@ def _short_name_bytes(s: str) -> bytes:
 
 
 @dataclass(slots=True)
-class FileDirectoryInformation(_DirEntry):
-    """[MS-FSCC] FILE_DIRECTORY_INFORMATION: times, sizes, attributes, name."""
+class _StatEntry(_DirEntry):
+    """What the five classes with stat data share: their leading fields,
+    NextEntryOffset through FileNameLength (in that wire order, so their
+    ``_ST`` formats all start with ``<IIqqqqqqII``), and the packing of that
+    prefix. Each subclass adds its own trailing fields, positionally after
+    these, and ``_tail`` to pack them."""
 
-    INFO_CLASS: ClassVar[int] = FIC.FileDirectoryInformation
-    _ST: ClassVar[struct.Struct] = struct.Struct("<IIqqqqqqII")
     _NAME_LEN_IDX: ClassVar[int] = 9
 
     file_name: str
@@ -180,69 +182,56 @@ class FileDirectoryInformation(_DirEntry):
     allocation_size: int = 0
     file_attributes: int = 0
 
-    @classmethod
-    def _from_tuple(cls, t: tuple, name: str) -> Self:
-        return cls(name, t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8])
+    def _tail(self) -> tuple:
+        """The fields that follow FileNameLength in this class's ``_ST``."""
+        return ()
 
     def encode(self) -> bytes:
         name = utf16(self.file_name)
         return self._ST.pack(
             0, self.file_index, self.creation_time, self.last_access_time,
             self.last_write_time, self.change_time, self.end_of_file,
-            self.allocation_size, self.file_attributes, len(name),
+            self.allocation_size, self.file_attributes, len(name), *self._tail(),
         ) + name
 
 
 @dataclass(slots=True)
-class FileFullDirectoryInformation(_DirEntry):
+class FileDirectoryInformation(_StatEntry):
+    """[MS-FSCC] FILE_DIRECTORY_INFORMATION: times, sizes, attributes, name."""
+
+    INFO_CLASS: ClassVar[int] = FIC.FileDirectoryInformation
+    _ST: ClassVar[struct.Struct] = struct.Struct("<IIqqqqqqII")
+
+    @classmethod
+    def _from_tuple(cls, t: tuple, name: str) -> Self:
+        return cls(name, t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8])
+
+
+@dataclass(slots=True)
+class FileFullDirectoryInformation(_StatEntry):
     """[MS-FSCC] FILE_FULL_DIR_INFORMATION: the directory form plus EaSize
     (which holds the reparse tag instead when the entry is a reparse point)."""
 
     INFO_CLASS: ClassVar[int] = FIC.FileFullDirectoryInformation
     _ST: ClassVar[struct.Struct] = struct.Struct("<IIqqqqqqIII")
-    _NAME_LEN_IDX: ClassVar[int] = 9
 
-    file_name: str
-    file_index: int = 0
-    creation_time: int = 0
-    last_access_time: int = 0
-    last_write_time: int = 0
-    change_time: int = 0
-    end_of_file: int = 0
-    allocation_size: int = 0
-    file_attributes: int = 0
     ea_size: int = 0
 
     @classmethod
     def _from_tuple(cls, t: tuple, name: str) -> Self:
         return cls(name, t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8], t[10])
 
-    def encode(self) -> bytes:
-        name = utf16(self.file_name)
-        return self._ST.pack(
-            0, self.file_index, self.creation_time, self.last_access_time,
-            self.last_write_time, self.change_time, self.end_of_file,
-            self.allocation_size, self.file_attributes, len(name), self.ea_size,
-        ) + name
+    def _tail(self) -> tuple:
+        return (self.ea_size,)
 
 
 @dataclass(slots=True)
-class FileIdFullDirectoryInformation(_DirEntry):
+class FileIdFullDirectoryInformation(_StatEntry):
     """[MS-FSCC] FILE_ID_FULL_DIR_INFORMATION: the full form plus FileId."""
 
     INFO_CLASS: ClassVar[int] = FIC.FileIdFullDirectoryInformation
     _ST: ClassVar[struct.Struct] = struct.Struct("<IIqqqqqqIIIIQ")
-    _NAME_LEN_IDX: ClassVar[int] = 9
 
-    file_name: str
-    file_index: int = 0
-    creation_time: int = 0
-    last_access_time: int = 0
-    last_write_time: int = 0
-    change_time: int = 0
-    end_of_file: int = 0
-    allocation_size: int = 0
-    file_attributes: int = 0
     ea_size: int = 0
     file_id: int = 0
 
@@ -250,34 +239,18 @@ class FileIdFullDirectoryInformation(_DirEntry):
     def _from_tuple(cls, t: tuple, name: str) -> Self:
         return cls(name, t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8], t[10], t[12])
 
-    def encode(self) -> bytes:
-        name = utf16(self.file_name)
-        return self._ST.pack(
-            0, self.file_index, self.creation_time, self.last_access_time,
-            self.last_write_time, self.change_time, self.end_of_file,
-            self.allocation_size, self.file_attributes, len(name), self.ea_size,
-            0, self.file_id,
-        ) + name
+    def _tail(self) -> tuple:
+        return (self.ea_size, 0, self.file_id)
 
 
 @dataclass(slots=True)
-class FileBothDirectoryInformation(_DirEntry):
+class FileBothDirectoryInformation(_StatEntry):
     """[MS-FSCC] FILE_BOTH_DIR_INFORMATION: the full form plus the 8.3 short
     name (ShortNameLength bytes of a fixed 24-byte field)."""
 
     INFO_CLASS: ClassVar[int] = FIC.FileBothDirectoryInformation
     _ST: ClassVar[struct.Struct] = struct.Struct("<IIqqqqqqIIIBB24s")
-    _NAME_LEN_IDX: ClassVar[int] = 9
 
-    file_name: str
-    file_index: int = 0
-    creation_time: int = 0
-    last_access_time: int = 0
-    last_write_time: int = 0
-    change_time: int = 0
-    end_of_file: int = 0
-    allocation_size: int = 0
-    file_attributes: int = 0
     ea_size: int = 0
     short_name: str = ""
 
@@ -286,36 +259,20 @@ class FileBothDirectoryInformation(_DirEntry):
         short = _short_name(t[11], t[13], cls.__name__) if t[11] else ""
         return cls(name, t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8], t[10], short)
 
-    def encode(self) -> bytes:
-        name = utf16(self.file_name)
+    def _tail(self) -> tuple:
         short = _short_name_bytes(self.short_name)
-        return self._ST.pack(
-            0, self.file_index, self.creation_time, self.last_access_time,
-            self.last_write_time, self.change_time, self.end_of_file,
-            self.allocation_size, self.file_attributes, len(name), self.ea_size,
-            len(short), 0, short,
-        ) + name
+        return (self.ea_size, len(short), 0, short)
 
 
 @dataclass(slots=True)
-class FileIdBothDirectoryInformation(_DirEntry):
+class FileIdBothDirectoryInformation(_StatEntry):
     """[MS-FSCC] FILE_ID_BOTH_DIR_INFORMATION: the both form plus FileId, the
     class smbfs uses for readdir (one request yields names, stat data and
     the inode candidate)."""
 
     INFO_CLASS: ClassVar[int] = FIC.FileIdBothDirectoryInformation
     _ST: ClassVar[struct.Struct] = struct.Struct("<IIqqqqqqIIIBB24sHQ")
-    _NAME_LEN_IDX: ClassVar[int] = 9
 
-    file_name: str
-    file_index: int = 0
-    creation_time: int = 0
-    last_access_time: int = 0
-    last_write_time: int = 0
-    change_time: int = 0
-    end_of_file: int = 0
-    allocation_size: int = 0
-    file_attributes: int = 0
     ea_size: int = 0
     short_name: str = ""
     file_id: int = 0
@@ -325,15 +282,9 @@ class FileIdBothDirectoryInformation(_DirEntry):
         short = _short_name(t[11], t[13], cls.__name__) if t[11] else ""
         return cls(name, t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8], t[10], short, t[15])
 
-    def encode(self) -> bytes:
-        name = utf16(self.file_name)
+    def _tail(self) -> tuple:
         short = _short_name_bytes(self.short_name)
-        return self._ST.pack(
-            0, self.file_index, self.creation_time, self.last_access_time,
-            self.last_write_time, self.change_time, self.end_of_file,
-            self.allocation_size, self.file_attributes, len(name), self.ea_size,
-            len(short), 0, short, 0, self.file_id,
-        ) + name
+        return (self.ea_size, len(short), 0, short, 0, self.file_id)
 
 
 @dataclass(slots=True)
