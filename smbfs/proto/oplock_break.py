@@ -14,7 +14,7 @@ from __future__ import annotations
 import enum
 import struct
 from dataclasses import dataclass
-from typing import ClassVar, Final, Self
+from typing import ClassVar, Final, Self, TypeVar
 
 from smbfs.proto.codec import (
     SMB2_HEADER_SIZE,
@@ -77,9 +77,12 @@ def _lease_key(key: bytes) -> bytes:
     return key
 
 
+@dataclass(slots=True)
 class _OplockForm(Message):
-    """The 24-byte body shared by the three oplock (non-lease) forms."""
+    """The 24-byte body shared by the three oplock (non-lease) forms; they
+    differ only in name and in which direction they travel."""
 
+    COMMAND: ClassVar[Command] = Command.SMB2_OPLOCK_BREAK
     STRUCTURE_SIZE: ClassVar[int] = 24
     WHAT: ClassVar[str]
 
@@ -93,40 +96,28 @@ class _OplockForm(Message):
     def decode(cls, msg: memoryview) -> Self:
         size, level, _r, _r2, _fid = unpack(_OPLOCK, msg, SMB2_HEADER_SIZE, cls.WHAT)
         checked_structure_size(size, 24, cls.WHAT)
-        return cls(level, FileId.decode(msg, SMB2_HEADER_SIZE + 8))  # type: ignore[call-arg]
+        return cls(level, FileId.decode(msg, SMB2_HEADER_SIZE + 8))
 
 
 @dataclass(slots=True)
 class OplockBreakNotification(_OplockForm):
     """[MS-SMB2] 2.2.23.1: the highest level the server will accept back."""
 
-    COMMAND: ClassVar[Command] = Command.SMB2_OPLOCK_BREAK
     WHAT: ClassVar[str] = "Oplock Break Notification"
-
-    oplock_level: int
-    file_id: FileId
 
 
 @dataclass(slots=True)
 class OplockBreakAcknowledgment(_OplockForm):
     """[MS-SMB2] 2.2.24.1: not sent for a break from level II to none."""
 
-    COMMAND: ClassVar[Command] = Command.SMB2_OPLOCK_BREAK
     WHAT: ClassVar[str] = "Oplock Break Acknowledgment"
-
-    oplock_level: int
-    file_id: FileId
 
 
 @dataclass(slots=True)
 class OplockBreakResponse(_OplockForm):
     """[MS-SMB2] 2.2.25.1."""
 
-    COMMAND: ClassVar[Command] = Command.SMB2_OPLOCK_BREAK
     WHAT: ClassVar[str] = "Oplock Break Response"
-
-    oplock_level: int
-    file_id: FileId
 
 
 @dataclass(slots=True)
@@ -173,16 +164,18 @@ class LeaseBreakNotification(Message):
         )
 
 
+@dataclass(slots=True)
 class _LeaseAckForm(Message):
     """The 36-byte body shared by the lease break acknowledgment and response."""
 
+    COMMAND: ClassVar[Command] = Command.SMB2_OPLOCK_BREAK
     STRUCTURE_SIZE: ClassVar[int] = 36
     WHAT: ClassVar[str]
 
     lease_key: bytes
     lease_state: int
-    flags: int
-    lease_duration: int
+    flags: int = 0
+    lease_duration: int = 0
 
     def encode_parts(self) -> list[Buffer]:
         return [_LEASE_ACK.pack(36, 0, self.flags, _lease_key(self.lease_key),
@@ -194,7 +187,7 @@ class _LeaseAckForm(Message):
             _LEASE_ACK, msg, SMB2_HEADER_SIZE, cls.WHAT
         )
         checked_structure_size(size, 36, cls.WHAT)
-        return cls(bytes(key), state, flags, duration)  # type: ignore[call-arg]
+        return cls(bytes(key), state, flags, duration)
 
 
 @dataclass(slots=True)
@@ -202,58 +195,44 @@ class LeaseBreakAcknowledgment(_LeaseAckForm):
     """[MS-SMB2] 2.2.24.2: ``lease_state`` must be a subset of the
     notification's NewLeaseState."""
 
-    COMMAND: ClassVar[Command] = Command.SMB2_OPLOCK_BREAK
     WHAT: ClassVar[str] = "Lease Break Acknowledgment"
-
-    lease_key: bytes
-    lease_state: int
-    flags: int = 0
-    lease_duration: int = 0
 
 
 @dataclass(slots=True)
 class LeaseBreakResponse(_LeaseAckForm):
     """[MS-SMB2] 2.2.25.2."""
 
-    COMMAND: ClassVar[Command] = Command.SMB2_OPLOCK_BREAK
     WHAT: ClassVar[str] = "Lease Break Response"
 
-    lease_key: bytes
-    lease_state: int
-    flags: int = 0
-    lease_duration: int = 0
+
+_O = TypeVar("_O", bound=_OplockForm)
+_L = TypeVar("_L", bound=Message)
 
 
-def _structure_size(msg: memoryview, what: str) -> int:
+def _decode_by_size(msg: memoryview, what: str, oplock: type[_O], lease: type[_L]) -> _O | _L:
+    """The oplock or the lease form, told apart by StructureSize alone."""
     (size,) = unpack(_SIZE, msg, SMB2_HEADER_SIZE, what)
-    return size
+    if size == oplock.STRUCTURE_SIZE:
+        return oplock.decode(msg)
+    if size == lease.STRUCTURE_SIZE:
+        return lease.decode(msg)
+    raise DecodeError(f"{what}: unexpected StructureSize {size}")
 
 
 def decode_break(msg: memoryview) -> OplockBreakNotification | LeaseBreakNotification:
     """Decode an unsolicited SMB2_OPLOCK_BREAK from the server, whichever kind."""
-    size = _structure_size(msg, "OPLOCK_BREAK notification")
-    if size == OplockBreakNotification.STRUCTURE_SIZE:
-        return OplockBreakNotification.decode(msg)
-    if size == LeaseBreakNotification.STRUCTURE_SIZE:
-        return LeaseBreakNotification.decode(msg)
-    raise DecodeError(f"OPLOCK_BREAK notification: unexpected StructureSize {size}")
+    return _decode_by_size(
+        msg, "OPLOCK_BREAK notification", OplockBreakNotification, LeaseBreakNotification
+    )
 
 
 def decode_break_response(msg: memoryview) -> OplockBreakResponse | LeaseBreakResponse:
     """Decode the server's answer to an oplock or lease break acknowledgment."""
-    size = _structure_size(msg, "OPLOCK_BREAK response")
-    if size == OplockBreakResponse.STRUCTURE_SIZE:
-        return OplockBreakResponse.decode(msg)
-    if size == LeaseBreakResponse.STRUCTURE_SIZE:
-        return LeaseBreakResponse.decode(msg)
-    raise DecodeError(f"OPLOCK_BREAK response: unexpected StructureSize {size}")
+    return _decode_by_size(msg, "OPLOCK_BREAK response", OplockBreakResponse, LeaseBreakResponse)
 
 
 def decode_break_ack(msg: memoryview) -> OplockBreakAcknowledgment | LeaseBreakAcknowledgment:
     """Decode a client's acknowledgment (server side / tests)."""
-    size = _structure_size(msg, "OPLOCK_BREAK acknowledgment")
-    if size == OplockBreakAcknowledgment.STRUCTURE_SIZE:
-        return OplockBreakAcknowledgment.decode(msg)
-    if size == LeaseBreakAcknowledgment.STRUCTURE_SIZE:
-        return LeaseBreakAcknowledgment.decode(msg)
-    raise DecodeError(f"OPLOCK_BREAK acknowledgment: unexpected StructureSize {size}")
+    return _decode_by_size(
+        msg, "OPLOCK_BREAK acknowledgment", OplockBreakAcknowledgment, LeaseBreakAcknowledgment
+    )
