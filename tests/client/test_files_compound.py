@@ -2,39 +2,19 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator, Awaitable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable
 from typing import Any, TypeVar
 
 import pytest
+from smb_trees import config_for, tree_on, unique
 
-from smbfs.client import ClientConfig, open_session
+from smbfs.client import open_session
 from smbfs.client.errors import SMBError
 from smbfs.client.tree import Tree
 from smbfs.proto.create import CreateDisposition, CreateOptions
 from smbfs.proto.ntstatus import NTStatus
 
 T = TypeVar("T")
-
-
-def config_for(server: Any, **kw: Any) -> ClientConfig:
-    opts: dict[str, Any] = dict(host=server.host, port=server.port, username=server.user.name,
-                                password=server.user.password, request_timeout=30,
-                                echo_interval=30)
-    opts.update(kw)
-    return ClientConfig(**opts)
-
-
-@asynccontextmanager
-async def tree_on(server: Any, share: str = "share", **kw: Any) -> AsyncIterator[Tree]:
-    async with open_session(config_for(server, **kw)) as session, \
-            await Tree.connect(session, share) as tree:
-        yield tree
-
-
-def unique(prefix: str = "c") -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:12]}"
 
 
 async def round_trips(tree: Tree, op: Awaitable[T]) -> tuple[T, int, int]:
@@ -46,7 +26,7 @@ async def round_trips(tree: Tree, op: Awaitable[T]) -> tuple[T, int, int]:
 
 
 async def test_stat_is_one_round_trip(samba: Any) -> None:
-    name = unique()
+    name = unique("c")
     (samba.share_path("share") / name).write_bytes(b"x" * 4321)
     async with tree_on(samba) as tree:
         info, sent, received = await round_trips(tree, tree.stat(name))

@@ -2,39 +2,15 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import trio
+from smb_trees import tree_on, unique
 
-from smbfs.client import ClientConfig, open_session
 from smbfs.client.open import FileInfo
-from smbfs.client.tree import Tree
 from smbfs.proto.change_notify import CompletionFilter, FileAction
 from smbfs.proto.create import AccessMask, CreateDisposition, CreateOptions
 from smbfs.proto.fscc.attributes import FileInformationClass
-
-
-def config_for(server: Any, **kw: Any) -> ClientConfig:
-    opts: dict[str, Any] = dict(host=server.host, port=server.port, username=server.user.name,
-                                password=server.user.password, request_timeout=30,
-                                echo_interval=30)
-    opts.update(kw)
-    return ClientConfig(**opts)
-
-
-@asynccontextmanager
-async def tree_on(server: Any, share: str = "share", **kw: Any) -> AsyncIterator[Tree]:
-    async with open_session(config_for(server, **kw)) as session, \
-            await Tree.connect(session, share) as tree:
-        yield tree
-
-
-def unique(prefix: str = "d") -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:12]}"
-
 
 DIR_OPEN: dict[str, Any] = dict(
     desired_access=AccessMask.FILE_LIST_DIRECTORY | AccessMask.FILE_READ_ATTRIBUTES

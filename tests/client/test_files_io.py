@@ -4,42 +4,19 @@ from __future__ import annotations
 
 import hashlib
 import random
-import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
+from smb_trees import tree_on, unique
 
-from smbfs.client import ClientConfig, open_session
 from smbfs.client.errors import SMBError
 from smbfs.client.open import FileInfo, Open
 from smbfs.client.session import Session
-from smbfs.client.tree import Tree
 from smbfs.proto.constants import Dialect
 from smbfs.proto.create import AccessMask, CreateAction, CreateDisposition, OplockLevel
 from smbfs.proto.ntstatus import NTStatus
 
 MIB = 1024 * 1024
-
-
-def config_for(server: Any, **kw: Any) -> ClientConfig:
-    opts: dict[str, Any] = dict(host=server.host, port=server.port, username=server.user.name,
-                                password=server.user.password, request_timeout=30,
-                                echo_interval=30)
-    opts.update(kw)
-    return ClientConfig(**opts)
-
-
-@asynccontextmanager
-async def tree_on(server: Any, share: str = "share", **kw: Any) -> AsyncIterator[Tree]:
-    async with open_session(config_for(server, **kw)) as session, \
-            await Tree.connect(session, share) as tree:
-        yield tree
-
-
-def unique(prefix: str = "f") -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:12]}"
 
 
 def piece(seed: int, index: int, size: int) -> bytes:
@@ -79,7 +56,7 @@ async def test_256mib_pipelined_round_trip(samba: Any) -> None:
 
 
 async def test_read_at_and_past_end_of_file(samba: Any) -> None:
-    name = unique()
+    name = unique("f")
     async with tree_on(samba) as tree:
         async with await tree.create(name, disposition=CreateDisposition.FILE_CREATE) as f:
             f.max_read = 4096  # force several pipelined chunks on a small file
@@ -96,7 +73,7 @@ async def test_read_at_and_past_end_of_file(samba: Any) -> None:
 
 
 async def test_create_dispositions_and_actions(samba: Any) -> None:
-    name = unique()
+    name = unique("f")
     async with tree_on(samba) as tree:
         with pytest.raises(SMBError) as e:
             await tree.create(name, disposition=CreateDisposition.FILE_OPEN)
@@ -127,7 +104,7 @@ async def test_create_dispositions_and_actions(samba: Any) -> None:
 
 
 async def test_truncate_set_times_flush_and_query_all(samba: Any) -> None:
-    name = unique()
+    name = unique("f")
     async with tree_on(samba) as tree:
         async with await tree.create(name, disposition=CreateDisposition.FILE_CREATE) as f:
             await f.write(0, b"a" * 10_000)
@@ -185,7 +162,7 @@ FSCTL_QUERY_NETWORK_INTERFACE_INFO = 0x001401FC
 
 
 async def test_ioctl(samba: Any) -> None:
-    name = unique()
+    name = unique("f")
     async with tree_on(samba) as tree:
         async with await tree.create(name, disposition=CreateDisposition.FILE_CREATE) as f:
             out = await f.ioctl(FSCTL_SRV_REQUEST_RESUME_KEY, max_output=32)
@@ -243,7 +220,7 @@ async def test_each_dialect_open_write_read_close(samba: Any, dialect: Dialect,
 
 
 async def test_closed_handle_is_refused_locally(samba: Any) -> None:
-    name = unique()
+    name = unique("f")
     async with tree_on(samba) as tree:
         f = await tree.create(name, disposition=CreateDisposition.FILE_CREATE)
         await f.close()
@@ -255,7 +232,7 @@ async def test_closed_handle_is_refused_locally(samba: Any) -> None:
 
 
 async def test_encrypted_share_io(samba: Any) -> None:
-    name = unique()
+    name = unique("f")
     async with tree_on(samba, "encrypted") as tree:
         assert tree.encrypt_data
         data = piece(5, 0, 2 * MIB)

@@ -8,42 +8,20 @@ within that" plus the acknowledger's counters prove the acknowledgment.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 import trio
+from smb_trees import tree_on, unique
 
-from smbfs.client import ClientConfig, open_session
 from smbfs.client.lease import BreakEvent, LeaseTable
-from smbfs.client.tree import Tree
 from smbfs.proto.constants import Dialect
 from smbfs.proto.create import CreateDisposition, OplockLevel
 
 # Far below Samba's own break timeout (35 s): finishing within it means the
 # break was acknowledged, not timed out.
 BOUND = 15
-
-
-def config_for(server: Any, **kw: Any) -> ClientConfig:
-    opts: dict[str, Any] = dict(host=server.host, port=server.port, username=server.user.name,
-                                password=server.user.password, request_timeout=30,
-                                echo_interval=30)
-    opts.update(kw)
-    return ClientConfig(**opts)
-
-
-@asynccontextmanager
-async def tree_on(server: Any, share: str = "share", **kw: Any) -> AsyncIterator[Tree]:
-    async with open_session(config_for(server, **kw)) as session, \
-            await Tree.connect(session, share) as tree:
-        yield tree
-
-
-def unique(prefix: str = "l") -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:12]}"
 
 
 def server_lease_state(samba: Any, lease_key: bytes) -> list[str]:
@@ -61,7 +39,7 @@ def server_lease_state(samba: Any, lease_key: bytes) -> list[str]:
 
 
 async def test_smbclient_write_breaks_our_lease(samba: Any, tmp_path: Path) -> None:
-    name = unique()
+    name = unique("l")
     local = tmp_path / "upload"
     local.write_bytes(b"from smbclient")
     async with tree_on(samba) as tree:
@@ -95,7 +73,7 @@ async def test_smbclient_write_breaks_our_lease(samba: Any, tmp_path: Path) -> N
 @pytest.mark.parametrize("share", ["share", "encrypted"])
 async def test_second_engine_session_open_is_not_left_hanging(samba: Any, share: str) -> None:
     """On the encrypted share the acknowledgment must be sealed too."""
-    name = unique()
+    name = unique("l")
     async with tree_on(samba, share) as a, tree_on(samba, share) as b:
         fa = await a.create(name, disposition=CreateDisposition.FILE_CREATE)
         await fa.write(0, b"x" * 1000)
@@ -119,7 +97,7 @@ async def test_second_engine_session_open_is_not_left_hanging(samba: Any, share:
 
 
 async def test_our_own_opens_share_one_lease(samba: Any) -> None:
-    name = unique()
+    name = unique("l")
     async with tree_on(samba) as tree:
         f1 = await tree.create(name, disposition=CreateDisposition.FILE_CREATE)
         f2 = await tree.create(name)
@@ -132,7 +110,7 @@ async def test_our_own_opens_share_one_lease(samba: Any) -> None:
 
 
 async def test_lease_v1_break_on_smb21(samba: Any) -> None:
-    name = unique()
+    name = unique("l")
     async with tree_on(samba, min_dialect=Dialect.SMB2_1, max_dialect=Dialect.SMB2_1) as a, \
             tree_on(samba) as b:
         fa = await a.create(name, disposition=CreateDisposition.FILE_CREATE)
@@ -149,7 +127,7 @@ async def test_lease_v1_break_on_smb21(samba: Any) -> None:
 
 
 async def test_oplock_break_acknowledged_on_smb202(samba: Any) -> None:
-    name = unique()
+    name = unique("l")
     async with tree_on(samba, min_dialect=Dialect.SMB2_0_2,
                        max_dialect=Dialect.SMB2_0_2) as a, tree_on(samba) as b:
         fa = await a.create(name, disposition=CreateDisposition.FILE_CREATE,

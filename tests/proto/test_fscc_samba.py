@@ -8,16 +8,12 @@ queried (or set) through the client and checked against the file on disk.
 from __future__ import annotations
 
 import os
-import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
+from smb_trees import tree_on, unique
 
-from smbfs.client import ClientConfig, open_session
 from smbfs.client.errors import SMBError
-from smbfs.client.tree import Tree
 from smbfs.proto.create import AccessMask, CreateDisposition, CreateOptions
 from smbfs.proto.fscc import ea, filesystem, security
 from smbfs.proto.fscc import file_info as fi
@@ -44,18 +40,6 @@ UNSUPPORTED = {
     NTStatus.STATUS_INVALID_PARAMETER, NTStatus.STATUS_NOT_IMPLEMENTED,
     NTStatus.STATUS_EAS_NOT_SUPPORTED, NTStatus.STATUS_INVALID_DEVICE_REQUEST,
 }
-
-
-@asynccontextmanager
-async def tree_on(server: Any) -> AsyncIterator[Tree]:
-    config = ClientConfig(host=server.host, port=server.port, username=server.user.name,
-                          password=server.user.password, request_timeout=30, echo_interval=30)
-    async with open_session(config) as session, await Tree.connect(session, "share") as tree:
-        yield tree
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:12]}"
 
 
 async def test_file_information_classes(samba: Any) -> None:

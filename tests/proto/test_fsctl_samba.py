@@ -10,14 +10,12 @@ from __future__ import annotations
 import ipaddress
 import itertools
 import os
-import uuid
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from typing import Any
 
-from smbfs.client import ClientConfig, open_session
+from smb_trees import tree_on, unique
+
 from smbfs.client.open import ioctl
-from smbfs.client.tree import Tree
 from smbfs.devserver import Share
 from smbfs.proto.create import AccessMask, CreateDisposition
 from smbfs.proto.fsctl import (
@@ -38,22 +36,6 @@ from smbfs.proto.fsctl import (
 from smbfs.proto.ntstatus import NTStatus
 
 KIB = 1024
-
-
-def config_for(server: Any) -> ClientConfig:
-    return ClientConfig(host=server.host, port=server.port, username=server.user.name,
-                        password=server.user.password, request_timeout=30, echo_interval=30)
-
-
-@asynccontextmanager
-async def tree_on(server: Any, share: str = "share") -> AsyncIterator[Tree]:
-    async with open_session(config_for(server)) as session, \
-            await Tree.connect(session, share) as tree:
-        yield tree
-
-
-def unique(prefix: str = "fsctl") -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:12]}"
 
 
 async def test_network_interfaces_from_samba(samba: Any) -> None:
