@@ -18,13 +18,13 @@ from smbfs.proto.codec import (
     Buffer,
     DecodeError,
     checked_structure_size,
-    pad_to,
     unpack,
     utf16,
     utf16_at,
 )
 from smbfs.proto.constants import Command
 from smbfs.proto.fileid import FileId
+from smbfs.proto.fscc._util import chain
 from smbfs.proto.info import OutputBufferResponse
 from smbfs.proto.message import Message
 
@@ -89,16 +89,11 @@ class FileNotifyInformation:
 def encode_notify_information(entries: list[FileNotifyInformation]) -> bytes:
     """Chain entries as a server does: each padded to 4 bytes, the last with
     NextEntryOffset 0."""
-    out: list[bytes] = []
-    for i, e in enumerate(entries):
+    parts: list[bytes] = []
+    for e in entries:
         name = utf16(e.file_name)
-        size = _NOTIFY.size + len(name)
-        last = i == len(entries) - 1
-        pad = 0 if last else pad_to(size, 4)
-        out.append(_NOTIFY.pack(0 if last else size + pad, e.action, len(name)))
-        out.append(name)
-        out.append(bytes(pad))
-    return b"".join(out)
+        parts.append(_NOTIFY.pack(0, e.action, len(name)) + name)
+    return chain(parts, 4)
 
 
 def decode_notify_information(buf: Buffer) -> list[FileNotifyInformation]:

@@ -3,12 +3,18 @@
 Many FSCC buffers are lists chained by a NextEntryOffset relative to the
 current entry. The server controls every offset, so the walk is where loops
 and out-of-bounds reads would come from: :func:`next_offset` is the single
-place that rule lives.
+place that rule lives. :func:`chain` is its encoding counterpart.
 """
 
 from __future__ import annotations
 
-from smbfs.proto.codec import Buffer, DecodeError
+import struct
+from collections.abc import Sequence
+from typing import Final
+
+from smbfs.proto.codec import Buffer, DecodeError, align
+
+_NEXT_ENTRY_OFFSET: Final = struct.Struct("<I")
 
 
 def name16(buf: Buffer, start: int, length: int, what: str) -> str:
@@ -40,3 +46,18 @@ def next_offset(entry_start: int, next_entry: int, consumed: int, buf_len: int, 
     if nxt >= buf_len:
         raise DecodeError(f"{what}: NextEntryOffset {next_entry} points outside the buffer")
     return nxt
+
+
+def chain(entries: Sequence[bytes], alignment: int) -> bytes:
+    """Chain encoded entries whose first 4 bytes are a NextEntryOffset (its
+    value in ``entries`` is ignored): every entry but the last is padded to
+    ``alignment`` and points at the next; the last keeps 0."""
+    parts: list[bytes] = []
+    last = len(entries) - 1
+    for i, e in enumerate(entries):
+        if i == last:
+            parts.append(e)
+        else:
+            step = align(len(e), alignment)
+            parts += (_NEXT_ENTRY_OFFSET.pack(step), e[4:], bytes(step - len(e)))
+    return b"".join(parts)

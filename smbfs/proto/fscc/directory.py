@@ -19,7 +19,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Final, Self, TypeVar
 
-from smbfs.proto.codec import Buffer, DecodeError, align, utf16
+from smbfs.proto.codec import Buffer, DecodeError, utf16
+from smbfs.proto.fscc._util import chain
 from smbfs.proto.fscc.attributes import FileAttributes
 from smbfs.proto.fscc.attributes import FileInformationClass as FIC
 
@@ -81,20 +82,6 @@ def _walk(
             raise DecodeError(f"{what}: NextEntryOffset {nxt} points outside the buffer")
 
 
-def _join(parts: Sequence[bytes]) -> bytes:
-    """Chain encoded entries: pad each but the last to 8 bytes and patch its
-    NextEntryOffset (the first 4 bytes of every entry)."""
-    out = bytearray()
-    last = len(parts) - 1
-    for i, p in enumerate(parts):
-        if i == last:
-            out += p
-        else:
-            step = align(len(p), 8)
-            out += struct.pack("<I", step) + p[4:] + bytes(step - len(p))
-    return bytes(out)
-
-
 class _DirEntry:
     """Shared list machinery; subclasses give ``_ST``, ``_NAME_LEN_IDX``,
     ``_from_tuple`` and ``encode``."""
@@ -146,7 +133,7 @@ class _DirEntry:
 
     @classmethod
     def encode_list(cls, entries: Sequence[Self]) -> bytes:
-        return _join([e.encode() for e in entries])
+        return chain([e.encode() for e in entries], 8)
 
 
 def _short_name(t_len: int, raw: bytes, what: str) -> str:

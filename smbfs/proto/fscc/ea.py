@@ -16,8 +16,8 @@ import struct
 from dataclasses import dataclass, field
 from typing import ClassVar, Final, Self
 
-from smbfs.proto.codec import Buffer, DecodeError, align, need, unpack
-from smbfs.proto.fscc._util import next_offset
+from smbfs.proto.codec import Buffer, DecodeError, need, unpack
+from smbfs.proto.fscc._util import chain, next_offset
 from smbfs.proto.fscc.attributes import FileInformationClass as FIC
 
 __all__ = [
@@ -52,19 +52,6 @@ def _nul_name(buf: Buffer, start: int, n: int, what: str) -> bytes:
     return bytes(buf[start : start + n])
 
 
-def _chain(entries: list[bytes]) -> bytes:
-    """Pad every entry but the last to 4 bytes and write its NextEntryOffset."""
-    out = bytearray()
-    last = len(entries) - 1
-    for i, e in enumerate(entries):
-        if i == last:
-            out += e
-        else:
-            step = align(len(e), 4)
-            out += struct.pack("<I", step) + e[4:] + bytes(step - len(e))
-    return bytes(out)
-
-
 @dataclass(slots=True)
 class FileFullEaEntry:
     """One FILE_FULL_EA_INFORMATION entry. An empty value in SET_INFO deletes
@@ -93,7 +80,7 @@ class FileFullEaInformation:
     entries: list[FileFullEaEntry] = field(default_factory=list)
 
     def encode(self) -> bytes:
-        return _chain([e._encode_one() for e in self.entries])
+        return chain([e._encode_one() for e in self.entries], 4)
 
     @classmethod
     def decode(cls, buf: Buffer, offset: int = 0) -> Self:
@@ -128,7 +115,7 @@ class FileGetEaInformation:
         for n in self.names:
             _check_name(n)
             parts.append(_GET.pack(0, len(n)) + n + b"\x00")
-        return _chain(parts)
+        return chain(parts, 4)
 
     @classmethod
     def decode(cls, buf: Buffer, offset: int = 0) -> Self:

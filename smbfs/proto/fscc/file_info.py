@@ -16,8 +16,8 @@ import struct
 from dataclasses import dataclass, field
 from typing import ClassVar, Final, Self
 
-from smbfs.proto.codec import Buffer, DecodeError, align, unpack, utf16
-from smbfs.proto.fscc._util import name16, next_offset
+from smbfs.proto.codec import Buffer, DecodeError, unpack, utf16
+from smbfs.proto.fscc._util import chain, name16, next_offset
 from smbfs.proto.fscc.attributes import FileInformationClass as FIC
 
 __all__ = [
@@ -466,16 +466,10 @@ class FileStreamInformation:
 
     def encode(self) -> bytes:
         parts: list[bytes] = []
-        last = len(self.entries) - 1
-        for i, e in enumerate(self.entries):
+        for e in self.entries:
             name = utf16(e.stream_name)
-            size = _STREAM.size + len(name)
-            nxt = 0 if i == last else align(size, 8)
-            parts.append(_STREAM.pack(nxt, len(name), e.stream_size, e.stream_allocation_size))
-            parts.append(name)
-            if nxt:
-                parts.append(bytes(nxt - size))
-        return b"".join(parts)
+            parts.append(_STREAM.pack(0, len(name), e.stream_size, e.stream_allocation_size) + name)
+        return chain(parts, 8)
 
     @classmethod
     def decode(cls, buf: Buffer, offset: int = 0) -> Self:
