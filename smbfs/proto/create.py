@@ -171,6 +171,19 @@ class CreateAction(enum.IntEnum):
     FILE_OVERWRITTEN = 0x00000003
 
 
+def _decode_contexts(
+    msg: Buffer, offset: int, length: int, fixed_size: int, *, response: bool
+) -> list[AnyCreateContext]:
+    """The CreateContexts of a CREATE request or response: none when the
+    length is 0, and they may not start inside the fixed body."""
+    if not length:
+        return []
+    if offset < SMB2_HEADER_SIZE + fixed_size:
+        raise DecodeError(f"CREATE: CreateContextsOffset {offset} overlaps the body")
+    region = optional_buffer(msg, offset, length, "CREATE CreateContexts")
+    return decode_create_contexts(region, response=response)
+
+
 # StructureSize, SecurityFlags, RequestedOplockLevel, ImpersonationLevel,
 # SmbCreateFlags, Reserved, DesiredAccess, FileAttributes, ShareAccess,
 # CreateDisposition, CreateOptions, NameOffset, NameLength,
@@ -237,12 +250,7 @@ class CreateRequest(Message):
         name = from_utf16(
             optional_buffer(msg, name_offset, name_len, "CREATE Name"), "CREATE Name"
         )
-        contexts: list[AnyCreateContext] = []
-        if ctx_len:
-            if ctx_offset < SMB2_HEADER_SIZE + _REQ.size:
-                raise DecodeError(f"CREATE: CreateContextsOffset {ctx_offset} overlaps the body")
-            region = optional_buffer(msg, ctx_offset, ctx_len, "CREATE CreateContexts")
-            contexts = decode_create_contexts(region, response=False)
+        contexts = _decode_contexts(msg, ctx_offset, ctx_len, _REQ.size, response=False)
         return cls(
             name=name, desired_access=access, file_attributes=attributes,
             share_access=share, create_disposition=disposition, create_options=options,
@@ -303,12 +311,7 @@ class CreateResponse(Message):
             _RESP, msg, SMB2_HEADER_SIZE, "CREATE response"
         )
         checked_structure_size(size, cls.STRUCTURE_SIZE, "CREATE response")
-        contexts: list[AnyCreateContext] = []
-        if ctx_len:
-            if ctx_offset < SMB2_HEADER_SIZE + _RESP.size:
-                raise DecodeError(f"CREATE: CreateContextsOffset {ctx_offset} overlaps the body")
-            region = optional_buffer(msg, ctx_offset, ctx_len, "CREATE CreateContexts")
-            contexts = decode_create_contexts(region, response=True)
+        contexts = _decode_contexts(msg, ctx_offset, ctx_len, _RESP.size, response=True)
         return cls(
             file_id=FileId(persistent, volatile), oplock_level=oplock, flags=flags,
             create_action=action, creation_time=ctime, last_access_time=atime,
