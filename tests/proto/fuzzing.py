@@ -13,10 +13,24 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
 from smbfs.proto import DecodeError
 from smbfs.proto.codec import SMB2_HEADER_SIZE
+
+# An all-zero SMB2 header: message decoders read offsets from the header
+# start but never the header itself.
+HDR = bytes(SMB2_HEADER_SIZE)
+# Fuzzing budget per property test; a loaded 2-core box may take a while
+# for one example, hence the generous deadline.
+FUZZ = settings(
+    max_examples=300, deadline=2000, suppress_health_check=[HealthCheck.too_slow]
+)
+u8 = st.integers(0, 0xFF)
+u16 = st.integers(0, 0xFFFF)
+u32 = st.integers(0, 0xFFFFFFFF)
+u64 = st.integers(0, 0xFFFFFFFFFFFFFFFF)
 
 
 def only_decode_error(decode: Callable[..., object], *args: Any, **kwargs: Any) -> None:

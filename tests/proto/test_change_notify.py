@@ -23,9 +23,8 @@ from smbfs.proto.fileid import FileId
 from smbfs.proto.header import Smb2Header
 from smbfs.proto.message import Message
 
-u16 = st.integers(0, 0xFFFF)
-u32 = st.integers(0, 0xFFFFFFFF)
-u64 = st.integers(0, 0xFFFFFFFFFFFFFFFF)
+from .fuzzing import u16, u32, u64
+
 file_ids = st.builds(FileId, u64, u64)
 names = st.text(st.characters(codec=None, exclude_categories=()), max_size=30)
 entries = st.builds(FileNotifyInformation, u32, names)

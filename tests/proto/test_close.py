@@ -4,23 +4,15 @@ from __future__ import annotations
 
 import struct
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from smbfs.proto import DecodeError
 from smbfs.proto.close import CloseFlags, CloseRequest, CloseResponse
-from smbfs.proto.codec import SMB2_HEADER_SIZE
 from smbfs.proto.fileid import FileId
 
-from .fuzzing import try_decode
+from .fuzzing import FUZZ, HDR, try_decode, u16, u32, u64
 
-HDR = bytes(SMB2_HEADER_SIZE)
-FUZZ = settings(
-    max_examples=300, deadline=2000, suppress_health_check=[HealthCheck.too_slow]
-)
-u16 = st.integers(0, 0xFFFF)
-u32 = st.integers(0, 0xFFFFFFFF)
-u64 = st.integers(0, 0xFFFFFFFFFFFFFFFF)
 requests = st.builds(CloseRequest, st.builds(FileId, u64, u64), u16)
 responses = st.builds(CloseResponse, u16, u64, u64, u64, u64, u64, u64, u32)
 

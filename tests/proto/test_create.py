@@ -7,11 +7,10 @@ import struct
 import uuid
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from smbfs.proto import DecodeError
-from smbfs.proto.codec import SMB2_HEADER_SIZE
 from smbfs.proto.create import (
     GENERIC_READ,
     GENERIC_WRITE,
@@ -40,15 +39,19 @@ from smbfs.proto.create_contexts import (
     RawCreateContext,
 )
 
-from .fuzzing import byte_flips, mutated, peak_allocation_below, truncations, try_decode
-
-HDR = bytes(SMB2_HEADER_SIZE)
-FUZZ = settings(
-    max_examples=300, deadline=2000, suppress_health_check=[HealthCheck.too_slow]
+from .fuzzing import (
+    FUZZ,
+    HDR,
+    byte_flips,
+    mutated,
+    peak_allocation_below,
+    truncations,
+    try_decode,
+    u8,
+    u32,
+    u64,
 )
-u8 = st.integers(0, 0xFF)
-u32 = st.integers(0, 0xFFFFFFFF)
-u64 = st.integers(0, 0xFFFFFFFFFFFFFFFF)
+
 key16 = st.binary(min_size=16, max_size=16)
 guids = st.builds(lambda b: uuid.UUID(bytes=b), key16)
 

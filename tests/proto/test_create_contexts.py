@@ -7,7 +7,7 @@ import struct
 import uuid
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from smbfs.proto import DecodeError
@@ -42,14 +42,8 @@ from smbfs.proto.create_contexts import (
 )
 from smbfs.proto.fileid import FileId
 
-from .fuzzing import byte_flips, mutated, only_decode_error, truncations
+from .fuzzing import FUZZ, byte_flips, mutated, only_decode_error, truncations, u16, u32, u64
 
-FUZZ = settings(
-    max_examples=300, deadline=2000, suppress_health_check=[HealthCheck.too_slow]
-)
-u16 = st.integers(0, 0xFFFF)
-u32 = st.integers(0, 0xFFFFFFFF)
-u64 = st.integers(0, 0xFFFFFFFFFFFFFFFF)
 key16 = st.binary(min_size=16, max_size=16)
 guids = st.builds(lambda b: uuid.UUID(bytes=b), key16)
 file_ids = st.builds(FileId, u64, u64)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import struct
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from smbfs.proto import DecodeError
@@ -20,20 +20,17 @@ from smbfs.proto.error import (
 )
 
 from .fuzzing import (
+    FUZZ,
+    HDR,
     byte_flips,
     mutated,
     only_decode_error,
     peak_allocation_below,
     truncations,
     try_decode,
+    u16,
+    u32,
 )
-
-HDR = bytes(SMB2_HEADER_SIZE)
-FUZZ = settings(
-    max_examples=300, deadline=2000, suppress_health_check=[HealthCheck.too_slow]
-)
-u16 = st.integers(0, 0xFFFF)
-u32 = st.integers(0, 0xFFFFFFFF)
 
 symlinks = st.builds(
     SymlinkErrorResponse, st.text(max_size=40), st.text(max_size=40), u16, u32

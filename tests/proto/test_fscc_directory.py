@@ -22,11 +22,9 @@ from smbfs.proto.fscc.directory import (
     decode_directory_buffer,
 )
 
-from .fuzzing import only_decode_error
+from .fuzzing import only_decode_error, u32, u64
 
 i64 = st.integers(-(2**63), 2**63 - 1)
-u64 = st.integers(0, 2**64 - 1)
-u32 = st.integers(0, 2**32 - 1)
 names = st.text(alphabet=st.characters(exclude_categories=("Cs",)), min_size=1, max_size=30)
 short = st.text(alphabet=st.characters(max_codepoint=0xFFFF, exclude_categories=("Cs",)), max_size=12)
 common = (names, u32, i64, i64, i64, i64, i64, i64, u32)

@@ -37,11 +37,9 @@ from smbfs.proto.fscc.file_info import (
     FileStreamInformation,
 )
 
-from .fuzzing import cut_and_overwritten, only_decode_error
+from .fuzzing import cut_and_overwritten, only_decode_error, u32, u64
 
 i64 = st.integers(-(2**63), 2**63 - 1)
-u64 = st.integers(0, 2**64 - 1)
-u32 = st.integers(0, 2**32 - 1)
 names = st.text(alphabet=st.characters(exclude_categories=("Cs",)), max_size=40)
 
 basic = st.builds(FileBasicInformation, i64, i64, i64, i64, u32)

@@ -21,11 +21,10 @@ from smbfs.proto.fscc.filesystem import (
     FileSystemAttributes,
 )
 
-from .fuzzing import only_decode_error
+from .fuzzing import only_decode_error, u32
 
 i64 = st.integers(-(2**63), 2**63 - 1)
 i32 = st.integers(-(2**31), 2**31 - 1)
-u32 = st.integers(0, 2**32 - 1)
 names = st.text(alphabet=st.characters(exclude_categories=("Cs",)), max_size=32)
 
 STRATEGIES: dict[type, Any] = {

@@ -40,9 +40,8 @@ from smbfs.proto.fsctl import (
     encode_network_interfaces,
 )
 
-u16 = st.integers(0, 0xFFFF)
-u32 = st.integers(0, 0xFFFFFFFF)
-u64 = st.integers(0, 0xFFFFFFFFFFFFFFFF)
+from .fuzzing import u16, u32, u64
+
 i64 = st.integers(-(1 << 63), (1 << 63) - 1)
 uuids = st.builds(uuid.UUID, bytes=st.binary(min_size=16, max_size=16))
 # Strings as UTF-16 carries them, without NUL (the DFS terminator).

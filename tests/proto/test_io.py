@@ -27,9 +27,8 @@ from smbfs.proto.io import (
 )
 from smbfs.proto.message import Message
 
-u8 = st.integers(0, 0xFF)
-u32 = st.integers(0, 0xFFFFFFFF)
-u64 = st.integers(0, 0xFFFFFFFFFFFFFFFF)
+from .fuzzing import u8, u32, u64
+
 file_ids = st.builds(FileId, u64, u64)
 
 

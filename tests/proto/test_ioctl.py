@@ -22,8 +22,8 @@ from smbfs.proto.ioctl import (
 )
 from smbfs.proto.message import Message
 
-u32 = st.integers(0, 0xFFFFFFFF)
-u64 = st.integers(0, 0xFFFFFFFFFFFFFFFF)
+from .fuzzing import u32, u64
+
 file_ids = st.builds(FileId, u64, u64)
 
 

@@ -7,11 +7,10 @@ import struct
 import uuid
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from smbfs.proto import DecodeError
-from smbfs.proto.codec import SMB2_HEADER_SIZE
 from smbfs.proto.constants import Dialect
 from smbfs.proto.negotiate import (
     Cipher,
@@ -29,16 +28,8 @@ from smbfs.proto.negotiate import (
     TransportCapabilities,
 )
 
-from .fuzzing import byte_flips, mutated, truncations, try_decode
+from .fuzzing import FUZZ, HDR, byte_flips, mutated, truncations, try_decode, u16, u32, u64
 
-HDR = bytes(SMB2_HEADER_SIZE)
-FUZZ = settings(
-    max_examples=300, deadline=2000, suppress_health_check=[HealthCheck.too_slow]
-)
-
-u16 = st.integers(0, 0xFFFF)
-u32 = st.integers(0, 0xFFFFFFFF)
-u64 = st.integers(0, 0xFFFFFFFFFFFFFFFF)
 u16_lists = st.lists(u16, max_size=8)
 guids = st.builds(lambda b: uuid.UUID(bytes=b), st.binary(min_size=16, max_size=16))
 known_types = {1, 2, 3, 5, 6, 7, 8}

@@ -27,10 +27,8 @@ from smbfs.proto.oplock_break import (
     decode_break_response,
 )
 
-u8 = st.integers(0, 0xFF)
-u16 = st.integers(0, 0xFFFF)
-u32 = st.integers(0, 0xFFFFFFFF)
-u64 = st.integers(0, 0xFFFFFFFFFFFFFFFF)
+from .fuzzing import u8, u16, u32, u64
+
 file_ids = st.builds(FileId, u64, u64)
 keys = st.binary(min_size=16, max_size=16)
 

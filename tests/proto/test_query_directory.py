@@ -19,9 +19,8 @@ from smbfs.proto.query_directory import (
     QueryDirectoryResponse,
 )
 
-u8 = st.integers(0, 0xFF)
-u32 = st.integers(0, 0xFFFFFFFF)
-u64 = st.integers(0, 0xFFFFFFFFFFFFFFFF)
+from .fuzzing import u8, u32, u64
+
 file_ids = st.builds(FileId, u64, u64)
 # Any text, including lone surrogates (Windows names may hold them).
 names = st.text(st.characters(codec=None, exclude_categories=()), max_size=40)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import struct
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from smbfs.proto import DecodeError
@@ -17,16 +17,8 @@ from smbfs.proto.session_setup import (
     SessionSetupResponse,
 )
 
-from .fuzzing import mutated, try_decode
+from .fuzzing import FUZZ, HDR, mutated, try_decode, u8, u16, u32, u64
 
-HDR = bytes(SMB2_HEADER_SIZE)
-FUZZ = settings(
-    max_examples=300, deadline=2000, suppress_health_check=[HealthCheck.too_slow]
-)
-u8 = st.integers(0, 0xFF)
-u16 = st.integers(0, 0xFFFF)
-u32 = st.integers(0, 0xFFFFFFFF)
-u64 = st.integers(0, 0xFFFFFFFFFFFFFFFF)
 tokens = st.binary(max_size=300)
 
 requests = st.builds(SessionSetupRequest, u8, u8, u32, u32, u64, tokens)

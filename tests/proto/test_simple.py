@@ -7,7 +7,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from smbfs.proto import DecodeError
-from smbfs.proto.codec import SMB2_HEADER_SIZE
 from smbfs.proto.constants import Command
 from smbfs.proto.simple import (
     CancelRequest,
@@ -18,9 +17,8 @@ from smbfs.proto.simple import (
     SimpleMessage,
 )
 
-from .fuzzing import try_decode
+from .fuzzing import HDR, try_decode
 
-HDR = bytes(SMB2_HEADER_SIZE)
 ALL = [EchoRequest, EchoResponse, CancelRequest, LogoffRequest, LogoffResponse]
 # A real Samba ECHO response (header included).
 SAMBA_ECHO = bytes.fromhex(

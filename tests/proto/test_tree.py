@@ -5,11 +5,10 @@ from __future__ import annotations
 import struct
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from smbfs.proto import DecodeError
-from smbfs.proto.codec import SMB2_HEADER_SIZE
 from smbfs.proto.tree import (
     ShareCapabilities,
     ShareFlags,
@@ -21,14 +20,8 @@ from smbfs.proto.tree import (
     TreeDisconnectResponse,
 )
 
-from .fuzzing import mutated, try_decode
+from .fuzzing import FUZZ, HDR, mutated, try_decode, u8, u32
 
-HDR = bytes(SMB2_HEADER_SIZE)
-FUZZ = settings(
-    max_examples=300, deadline=2000, suppress_health_check=[HealthCheck.too_slow]
-)
-u8 = st.integers(0, 0xFF)
-u32 = st.integers(0, 0xFFFFFFFF)
 flags = st.integers(0, 0xFFFF).filter(
     lambda f: not f & TreeConnectFlags.SMB2_TREE_CONNECT_FLAG_EXTENSION_PRESENT
 )
