@@ -34,6 +34,7 @@ from smbfs.client.errors import (
     NegotiateError,
     SMBError,
 )
+from smbfs.client.kerberos import KerberosSpnego
 from smbfs.proto.codec import DecodeError
 from smbfs.proto.constants import Command, Dialect, HeaderFlags, SecurityMode
 from smbfs.proto.crypto.encryption import Encryptor
@@ -234,11 +235,7 @@ class Session:
         cfg = self.config
         try:
             if cfg.auth == "kerberos":
-                user = cfg.username or None
-                if user and cfg.domain and "@" not in user:
-                    user = f"{user}@{cfg.domain.upper()}"
-                return spnego.client(user, cfg.password or None, hostname=cfg.target_name,
-                                     service="cifs", protocol="kerberos")
+                return self._kerberos_context()
             if cfg.auth == "anonymous":
                 return _AnonymousNtlm()
             user = cfg.username or ("guest" if cfg.auth == "guest" else "")
@@ -249,12 +246,41 @@ class Session:
             # it, and it never wanders off to Kerberos behind our back.
             return spnego.client(user, password, hostname=cfg.target_name, service="cifs",
                                  protocol="ntlm")
-        except (ImportError, spnego.exceptions.SpnegoError) as e:
+        except (ImportError, ValueError, spnego.exceptions.SpnegoError) as e:
             raise AuthenticationError(
                 NTStatus.STATUS_LOGON_FAILURE, Command.SMB2_SESSION_SETUP,
                 f"cannot start {cfg.auth} authentication: {e}"
                 + (" (Kerberos needs the python 'gssapi' package and a ticket: run kinit)"
                    if cfg.auth == "kerberos" else "")) from e
+
+    def _kerberos_context(self) -> KerberosSpnego:
+        """Kerberos in SPNEGO offering Kerberos alone (smbfs.client.kerberos):
+        a missing ticket or python-gssapi is an error here, never a quiet
+        fall back to NTLM. With a password the TGT is fetched in memory
+        (no kinit, nothing written to the user's ccache); without one the
+        default ccache (KRB5CCNAME) supplies the tickets."""
+        cfg = self.config
+        try:
+            import gssapi  # noqa: F401
+            import krb5  # noqa: F401
+        except ImportError as e:
+            raise AuthenticationError(
+                NTStatus.STATUS_LOGON_FAILURE, Command.SMB2_SESSION_SETUP,
+                f"Kerberos needs the python packages 'gssapi' and 'krb5' "
+                f"(pip install 'smbfs[kerberos]', see docs/kerberos.md): {e}") from e
+        user = cfg.username or None
+        if user and cfg.domain and "@" not in user:
+            user = f"{user}@{cfg.domain.upper()}"
+        return KerberosSpnego(user, cfg.password or None, hostname=cfg.target_name,
+                              service="cifs")
+
+    def _kerberos_hint(self, error: str) -> str:
+        if "not found in Kerberos database" in error:
+            # The KDC has no cifs/<name>: usually an IP address or an alias
+            # was used where the server's own host name is needed.
+            return (f" (the KDC knows no service principal cifs/{self.config.target_name}: "
+                    f"connect by the server's host name, or set server_name / -o servern=)")
+        return " (no usable Kerberos ticket? run kinit)"
 
     def _step(self, ctx: Any, token: bytes | None) -> bytes | None:
         try:
@@ -262,7 +288,7 @@ class Session:
         except (spnego.exceptions.SpnegoError, ImportError, ValueError) as e:
             hint = ""
             if self.config.auth == "kerberos":
-                hint = " (no usable Kerberos ticket? run kinit)"
+                hint = self._kerberos_hint(str(e))
             raise AuthenticationError(
                 NTStatus.STATUS_LOGON_FAILURE, Command.SMB2_SESSION_SETUP,
                 f"{self.config.auth} authentication failed locally: {e}{hint}") from e
@@ -317,6 +343,11 @@ class Session:
             # STATUS_SUCCESS: the last token (mechListMIC) may still be due.
             if body.security_buffer and not ctx.complete:
                 self._step(ctx, body.security_buffer)
+            if isinstance(ctx, KerberosSpnego) and not ctx.complete:
+                # No AP-REP: the server never proved it holds the service key.
+                raise AuthenticationError(
+                    NTStatus.STATUS_LOGON_FAILURE, Command.SMB2_SESSION_SETUP,
+                    "Kerberos mutual authentication did not complete")
             if not reauth:
                 self._finish_setup(ctx, resp, body, session_id, preauth)
             self._generation += 1

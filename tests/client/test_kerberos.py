@@ -1,0 +1,184 @@
+"""Kerberos sessions against a real KDC: a private Samba AD DC on loopback
+(:mod:`smbfs.devserver_ad`), provisioned once per test session.
+
+What the server saw is checked on the server's side: smbstatus for the
+session (dialect, signing, encryption) and Samba's JSON authorization audit
+for the mechanism (``authType: krb5``) and account. A DC that cannot be
+provisioned makes these tests fail (fixture error with the reason), never
+skip. See docs/kerberos.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conn_util import tree_connect, write_read_close
+
+import smbfs.client.connection as connection_mod
+from smbfs.client import AuthenticationError, ClientConfig, Session, open_session
+from smbfs.devserver_ad import PrivateAdDc
+from smbfs.proto.constants import Cipher, Dialect
+
+
+@pytest.fixture(scope="session")
+def ad_dc() -> Iterator[PrivateAdDc]:
+    dc = PrivateAdDc()
+    dc.start()  # raises SambaError with the reason (missing package, log tail)
+    try:
+        yield dc
+    finally:
+        dc.stop()
+
+
+@pytest.fixture(scope="session")
+def kuser_ccache(ad_dc: PrivateAdDc) -> str:
+    """A ccache holding kuser's TGT (kinit with the password on stdin)."""
+    return ad_dc.kinit()
+
+
+@pytest.fixture
+def krb_env(ad_dc: PrivateAdDc, kuser_ccache: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """This process's Kerberos settings point at the private realm and
+    kuser's ccache; GSSAPI reads both at each context creation."""
+    for k, v in ad_dc.client_env(kuser_ccache).items():
+        monkeypatch.setenv(k, v)
+    return kuser_ccache
+
+
+def krb_config(dc: PrivateAdDc, **kw: Any) -> ClientConfig:
+    opts: dict[str, Any] = dict(host=dc.host, port=dc.port, server_name=dc.server_name,
+                                auth="kerberos", request_timeout=15, echo_interval=30)
+    opts.update(kw)
+    return ClientConfig(**opts)
+
+
+def local_port(session: Session) -> int:
+    return int(session.connection.transport._sock.getsockname()[1])
+
+
+def authorization_of(dc: PrivateAdDc, port: int) -> dict[str, Any]:
+    """Samba's audit record of the SMB2 session set up from ``port``."""
+    found = [e["Authorization"] for e in dc.auth_events()
+             if e.get("type") == "Authorization"
+             and e["Authorization"].get("remoteAddress", "").endswith(f":{port}")]
+    assert found, f"no SMB authorization audit for client port {port}"
+    return found[-1]
+
+
+async def check_io(session: Session, share: str = "data") -> None:
+    tree = await tree_connect(session, share)
+    data = bytes(range(256)) * 64
+    assert await write_read_close(session, tree, f"krb-{local_port(session)}.bin", data) == data
+
+
+async def test_kerberos_311_session_does_io(ad_dc: PrivateAdDc, krb_env: str) -> None:
+    async with open_session(krb_config(ad_dc)) as s:
+        assert s.dialect == Dialect.SMB3_1_1
+        assert not s.is_guest and not s.is_anonymous
+        await check_io(s)
+        port = local_port(s)
+        status = ad_dc.wait_for_session(port)
+        assert status["session_dialect"] == "SMB3_11"
+        # smbstatus shows the idmap uid of the domain user (no nss_winbind
+        # here), not root or the guest account.
+        assert int(status["uid"]) >= 3000000
+    auth = authorization_of(ad_dc, port)
+    assert auth["authType"] == "krb5"
+    assert (auth["domain"], auth["account"]) == ("SMBFS", "kuser")
+    assert auth["serviceDescription"] == "SMB2"
+
+
+async def test_kerberos_30_validate_negotiate_and_signing(ad_dc: PrivateAdDc,
+                                                          krb_env: str) -> None:
+    # 3.0: Session.setup runs FSCTL_VALIDATE_NEGOTIATE_INFO, signed with the
+    # key derived from the Kerberos session key, and the server's signed
+    # answer must verify.
+    cfg = krb_config(ad_dc, max_dialect=Dialect.SMB3_0, require_signing=True)
+    async with open_session(cfg) as s:
+        assert s.dialect == Dialect.SMB3_0
+        assert s.signing_required
+        await check_io(s)
+        status = ad_dc.wait_for_session(local_port(s))
+        assert status["session_dialect"] == "SMB3_00"
+        assert status["signing"]["cipher"] == "AES-128-CMAC"
+        assert status["signing"]["degree"] == "full"
+        assert authorization_of(ad_dc, local_port(s))["authType"] == "krb5"
+
+
+@pytest.mark.parametrize("cipher", [None, Cipher.AES_256_GCM, Cipher.AES_256_CCM, Cipher.AES_128_CCM])
+async def test_kerberos_encryption(ad_dc: PrivateAdDc, krb_env: str,
+                                   monkeypatch: pytest.MonkeyPatch, cipher: Cipher | None) -> None:
+    """Sealed I/O with keys from the Kerberos key. The DC's tickets use
+    aes256-cts, so the GSS key is 32 bytes: AES-256 ciphers take all of it
+    (Session.FullSessionKey), the others its first 16 bytes."""
+    if cipher is not None:
+        monkeypatch.setattr(connection_mod, "CIPHER_PREFERENCE", (cipher,))
+    async with open_session(krb_config(ad_dc, require_encryption=True)) as s:
+        assert s._session_key is not None and len(s._session_key) == 32
+        await check_io(s)  # the whole session is sealed
+        await check_io(s, "sealed")  # a share with smb encrypt = required
+        status = ad_dc.wait_for_session(local_port(s))
+        want = {None: "AES-128-GCM", Cipher.AES_256_GCM: "AES-256-GCM",
+                Cipher.AES_256_CCM: "AES-256-CCM", Cipher.AES_128_CCM: "AES-128-CCM"}[cipher]
+        assert status["encryption"] == {"cipher": want, "degree": "full"}
+
+
+async def test_kerberos_30_sealed_share(ad_dc: PrivateAdDc, krb_env: str) -> None:
+    async with open_session(krb_config(ad_dc, max_dialect=Dialect.SMB3_0)) as s:
+        await check_io(s, "sealed")
+        status = ad_dc.wait_for_session(local_port(s))
+        assert status["encryption"]["cipher"] == "AES-128-CCM"
+
+
+async def test_kerberos_password_without_ccache(ad_dc: PrivateAdDc, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """username + password with sec=krb5: the TGT is fetched in memory; the
+    (empty) ccache is neither needed nor written."""
+    ccache = tmp_path / "empty-ccache"
+    for k, v in ad_dc.client_env(f"FILE:{ccache}").items():
+        monkeypatch.setenv(k, v)
+    cfg = krb_config(ad_dc, username=ad_dc.user2.name, domain=ad_dc.realm,
+                     password=ad_dc.user2.password)
+    async with open_session(cfg) as s:
+        await check_io(s)
+        port = local_port(s)
+    auth = authorization_of(ad_dc, port)
+    assert (auth["authType"], auth["account"]) == ("krb5", ad_dc.user2.name)
+    assert not ccache.exists()
+
+
+def _smb_authorizations(dc: PrivateAdDc) -> int:
+    return sum(1 for e in dc.auth_events() if e.get("type") == "Authorization"
+               and e["Authorization"].get("serviceDescription") == "SMB2")
+
+
+async def test_no_ticket_is_clear_and_never_ntlm(ad_dc: PrivateAdDc, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    for k, v in ad_dc.client_env(f"FILE:{tmp_path / 'no-such-ccache'}").items():
+        monkeypatch.setenv(k, v)
+    before = _smb_authorizations(ad_dc)
+    # Even with a username whose NTLM logon would succeed (no password is
+    # given for Kerberos): nothing may fall back to NTLM.
+    cfg = krb_config(ad_dc, username=ad_dc.user.name)
+    with pytest.raises(AuthenticationError) as ei:
+        async with open_session(cfg):
+            pass
+    msg = str(ei.value)
+    assert "kerberos" in msg.lower()
+    assert "credentials" in msg.lower() or "ticket" in msg.lower(), msg
+    assert _smb_authorizations(ad_dc) == before
+
+
+async def test_wrong_spn_is_clear(ad_dc: PrivateAdDc, krb_env: str) -> None:
+    # The TCP address is right, the name (the SPN's host part) is not one
+    # the KDC knows: the service ticket request fails, with the KDC's reason.
+    cfg = krb_config(ad_dc, server_name="not-the-dc")
+    with pytest.raises(AuthenticationError) as ei:
+        async with open_session(cfg):
+            pass
+    msg = str(ei.value)
+    assert "kerberos" in msg.lower()
+    assert "not found in Kerberos database" in msg, msg
