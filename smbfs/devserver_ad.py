@@ -196,6 +196,11 @@ class PrivateAdDc:
                        "-s", str(provisioned)], 60, f"samba-tool user create {user.name}")
         # mkdtemp made the base 0700: domain users must reach the shares.
         self._path().chmod(0o755)
+        # cifs/localhost on the DC's account: mount.smbfs takes the server
+        # name from //host/share, and "localhost" reaches loopback without
+        # touching /etc/hosts (the tests' stand-in for a real DNS name).
+        self._run(["samba-tool", "spn", "add", "cifs/localhost", f"{DC_HOSTNAME.upper()}$",
+                   "-s", str(provisioned)], 60, "samba-tool spn add cifs/localhost")
         for share in ("data", "sealed"):
             p = self.share_path(share)
             p.mkdir(parents=True)
@@ -255,6 +260,7 @@ class PrivateAdDc:
 \t}}
 [domain_realm]
 \t{DC_HOSTNAME} = {REALM}
+\tlocalhost = {REALM}
 \t.{REALM.lower()} = {REALM}
 """)
 

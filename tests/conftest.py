@@ -37,6 +37,7 @@ from smbfs.devserver import (
     check_environment,
     which_program,
 )
+from smbfs.devserver_ad import PrivateAdDc
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -128,6 +129,18 @@ def fresh_samba(request: pytest.FixtureRequest) -> Iterator[Callable[..., Privat
     factory.stop_all()
     for server in factory.servers:
         _report_kept(request, server)
+
+
+@pytest.fixture(scope="session")
+def ad_dc(request: pytest.FixtureRequest) -> Iterator[PrivateAdDc]:
+    """A private Samba AD DC (KDC + smbd accepting Kerberos) for the
+    Kerberos tests; see :mod:`smbfs.devserver_ad`. Fails, never skips."""
+    try:
+        dc = PrivateAdDc().start()
+    except SambaError as e:
+        pytest.fail(f"cannot provision/start the private AD DC: {e}", pytrace=False)
+    yield dc
+    dc.stop()
 
 
 @pytest.fixture

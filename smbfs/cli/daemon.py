@@ -58,6 +58,10 @@ _STATUS_TEXT = {
 def describe_error(exc: BaseException, req: MountRequest) -> str:
     """One line for stderr: what failed, for whom, and the server's status name."""
     unc = req.source.unc
+    if isinstance(exc, AuthenticationError) and req.client.auth == "kerberos":
+        # Not "wrong password": the engine's message says what Kerberos
+        # lacked (no ticket, unknown SPN, KDC unreachable...).
+        return f"{unc}: Kerberos login failed: {exc}"
     if isinstance(exc, AuthenticationError):
         who = req.client.username or req.client.auth
         text = _STATUS_TEXT.get(exc.status_name, "authentication failed")

@@ -1,5 +1,5 @@
 """Kerberos sessions against a real KDC: a private Samba AD DC on loopback
-(:mod:`smbfs.devserver_ad`), provisioned once per test session.
+(:mod:`smbfs.devserver_ad`), provisioned once per test session (the ``ad_dc`` fixture of tests/conftest.py).
 
 What the server saw is checked on the server's side: smbstatus for the
 session (dialect, signing, encryption) and Samba's JSON authorization audit
@@ -10,7 +10,6 @@ skip. See docs/kerberos.md.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,16 +20,6 @@ import smbfs.client.connection as connection_mod
 from smbfs.client import AuthenticationError, ClientConfig, Session, open_session
 from smbfs.devserver_ad import PrivateAdDc
 from smbfs.proto.constants import Cipher, Dialect
-
-
-@pytest.fixture(scope="session")
-def ad_dc() -> Iterator[PrivateAdDc]:
-    dc = PrivateAdDc()
-    dc.start()  # raises SambaError with the reason (missing package, log tail)
-    try:
-        yield dc
-    finally:
-        dc.stop()
 
 
 @pytest.fixture(scope="session")
