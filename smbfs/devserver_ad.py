@@ -23,6 +23,7 @@ no DNS) and a credential cache of their own (:meth:`PrivateAdDc.kinit`).
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import logging
@@ -31,6 +32,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,6 +81,17 @@ def check_ad_environment() -> None:
                          f"{AD_INSTALL_HINT}")
     if os.geteuid() != 0:
         raise SambaError("the private AD DC needs root (mount namespace, samba)")
+
+
+_running: weakref.WeakSet[PrivateAdDc] = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_leftovers() -> None:
+    # An interrupted test run must not leave a DC (and its namespace) behind.
+    for dc in list(_running):
+        with contextlib.suppress(Exception):
+            dc.stop()
 
 
 class PrivateAdDc:
@@ -160,6 +173,7 @@ class PrivateAdDc:
                 log.info("AD DC lost a port race (attempt %d); retrying", attempt + 1)
             else:
                 raise SambaError("AD DC: ports kept being taken by others")
+            _running.add(self)
             log.info("AD DC %r: provisioned in %.1fs, running in %.1fs", self,
                      t1 - t0, time.monotonic() - t1)
         except BaseException:
@@ -320,6 +334,7 @@ class PrivateAdDc:
                 _terminate(pid, self.config.stop_timeout)
 
     def stop(self) -> None:
+        _running.discard(self)
         self._kill()
         if self.base is not None and not self.keep:
             shutil.rmtree(self.base, ignore_errors=True)
