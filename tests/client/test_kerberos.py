@@ -15,9 +15,11 @@ from typing import Any
 
 import pytest
 from conn_util import tree_connect, write_read_close
+from hypothesis import given
+from hypothesis import strategies as st
 
 import smbfs.client.connection as connection_mod
-from smbfs.client import AuthenticationError, ClientConfig, Session, open_session
+from smbfs.client import AuthenticationError, ClientConfig, Session, kerberos, open_session
 from smbfs.devserver_ad import PrivateAdDc
 from smbfs.proto.constants import Cipher, Dialect
 
@@ -171,3 +173,104 @@ async def test_wrong_spn_is_clear(ad_dc: PrivateAdDc, krb_env: str) -> None:
     msg = str(ei.value)
     assert "kerberos" in msg.lower()
     assert "not found in Kerberos database" in msg, msg
+
+
+# -- the SPNEGO framing alone (no server): shapes Samba never sends us ------
+
+
+class FakeKerberos:
+    """Stands in for pyspnego's Kerberos context to drive KerberosSpnego
+    through the SPNEGO states a DC may use (a MIC, request-mic, reject)."""
+
+    def __init__(self) -> None:
+        self.complete = False
+        self.verified: list[tuple[bytes, bytes]] = []
+
+    def step(self, token: bytes | None) -> bytes | None:
+        if token is None:
+            return b"\x60\x03AP-REQ"
+        assert token == b"AP-REP"
+        self.complete = True
+        return None
+
+    def verify(self, data: bytes, mic: bytes) -> int:
+        if mic != b"good-mic":
+            raise RuntimeError("bad MIC")
+        self.verified.append((data, mic))
+        return 0
+
+    def sign(self, data: bytes) -> bytes:
+        return b"our-mic"
+
+
+def fake_context(monkeypatch: pytest.MonkeyPatch) -> tuple[kerberos.KerberosSpnego, FakeKerberos]:
+    fake = FakeKerberos()
+    monkeypatch.setattr(kerberos.spnego, "client", lambda *a, **kw: fake)
+    return kerberos.KerberosSpnego(None, None, hostname="srv"), fake
+
+
+def neg_token_resp(state: int | None = None, mech: bytes | None = None,
+                   token: bytes | None = None, mic: bytes | None = None) -> bytes:
+    tlv = kerberos._tlv
+    fields = []
+    if state is not None:
+        fields.append(tlv(0xA0, tlv(0x0A, bytes((state,)))))
+    if mech is not None:
+        fields.append(tlv(0xA1, mech))
+    if token is not None:
+        fields.append(tlv(0xA2, tlv(0x04, token)))
+    if mic is not None:
+        fields.append(tlv(0xA3, tlv(0x04, mic)))
+    return tlv(0xA1, tlv(0x30, *fields))
+
+
+def test_neg_token_init_offers_kerberos_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    from spnego._spnego import unpack_token  # an independent DER decoder
+
+    ctx, _ = fake_context(monkeypatch)
+    init = unpack_token(ctx.step(None))
+    assert init.mech_types == ["1.2.840.113554.1.2.2", "1.2.840.48018.1.2.2"]
+    assert init.mech_token == b"\x60\x03AP-REQ"
+
+
+def test_accept_completed_with_mic(monkeypatch: pytest.MonkeyPatch) -> None:
+    ctx, fake = fake_context(monkeypatch)
+    ctx.step(None)
+    assert ctx.step(neg_token_resp(0, kerberos.OID_MS_KRB5, b"AP-REP", b"good-mic")) is None
+    assert ctx.complete
+    [(data, _)] = fake.verified
+    assert data == kerberos._tlv(0x30, kerberos.OID_KRB5, kerberos.OID_MS_KRB5)
+
+
+def test_request_mic_is_answered(monkeypatch: pytest.MonkeyPatch) -> None:
+    from spnego._spnego import unpack_token
+
+    ctx, _ = fake_context(monkeypatch)
+    ctx.step(None)
+    out = ctx.step(neg_token_resp(kerberos.REQUEST_MIC, kerberos.OID_KRB5, b"AP-REP"))
+    assert out is not None and unpack_token(out).mech_list_mic == b"our-mic"
+
+
+@pytest.mark.parametrize("resp, match", [
+    (neg_token_resp(kerberos.REJECT), "rejected"),
+    # 1.3.6.1.4.1.311.2.2.10 (NTLMSSP): never continued.
+    (neg_token_resp(1, bytes.fromhex("060a2b06010401823702020a"), b"NTLM"), "other than Kerberos"),
+    (neg_token_resp(0, kerberos.OID_KRB5, b"AP-REP", b"bad-mic"), "bad MIC"),
+    (neg_token_resp(0, kerberos.OID_KRB5), "mutual authentication"),
+    (b"\xa1\x05\x30\x03\xa0\x01", "DER"),
+    (b"\x04\x00", "NegTokenResp"),
+])
+def test_bad_answers_fail(monkeypatch: pytest.MonkeyPatch, resp: bytes, match: str) -> None:
+    ctx, _ = fake_context(monkeypatch)
+    ctx.step(None)
+    with pytest.raises(ValueError, match=match):
+        ctx.step(resp)
+    assert not ctx.complete
+
+
+@given(st.binary(max_size=64))
+def test_neg_token_resp_decode_total(data: bytes) -> None:
+    try:
+        kerberos.NegTokenResp.decode(data)
+    except kerberos.SpnegoFormatError:
+        pass
