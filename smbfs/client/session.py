@@ -279,7 +279,8 @@ class Session:
             # The KDC has no cifs/<name>: usually an IP address or an alias
             # was used where the server's own host name is needed.
             return (f" (the KDC knows no service principal cifs/{self.config.target_name}: "
-                    f"connect by the server's host name, or set server_name / -o servern=)")
+                    f"use the server's host name, as registered in the domain, not an "
+                    f"address or alias)")
         return " (no usable Kerberos ticket? run kinit)"
 
     def _step(self, ctx: Any, token: bytes | None) -> bytes | None:
