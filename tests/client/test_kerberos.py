@@ -99,6 +99,17 @@ async def test_kerberos_30_validate_negotiate_and_signing(ad_dc: PrivateAdDc,
         assert authorization_of(ad_dc, local_port(s))["authType"] == "krb5"
 
 
+async def test_kerberos_reauthentication(ad_dc: PrivateAdDc, krb_env: str) -> None:
+    # A second SESSION_SETUP on the same SessionId ([MS-SMB2] 3.2.4.2.3),
+    # what the engine does on STATUS_NETWORK_SESSION_EXPIRED: a fresh
+    # Kerberos context, signed with the first one's key; the keys stay.
+    async with open_session(krb_config(ad_dc, require_signing=True)) as s:
+        session_id = s.session_id
+        await s.reauthenticate()
+        assert s.session_id == session_id
+        await check_io(s)
+
+
 @pytest.mark.parametrize("cipher", [None, Cipher.AES_256_GCM, Cipher.AES_256_CCM, Cipher.AES_128_CCM])
 async def test_kerberos_encryption(ad_dc: PrivateAdDc, krb_env: str,
                                    monkeypatch: pytest.MonkeyPatch, cipher: Cipher | None) -> None:
