@@ -376,6 +376,23 @@ class PrivateAdDc:
         s = self.smbstatus().get("sessions") or {}
         return list(s.values())
 
+    def wbinfo(self, *args: str) -> str:
+        """wbinfo against this DC's winbindd (inside its mount namespace)."""
+        return self._run(["nsenter", f"--mount=/proc/{self.samba_pid}/ns/mnt", "wbinfo", *args],
+                         30, f"wbinfo {' '.join(args)}").strip()
+
+    def uid_of(self, user: User | None = None) -> int:
+        """The Unix uid smbd gives a domain user (idmap), as smbstatus shows
+        it: without nss_winbind on the host, smbstatus prints no name."""
+        # Name lookups in winbindd would need the DC's rpc service (not
+        # run here): the SID comes from sam.ldb, the uid from idmap.
+        out = self._run(["samba-tool", "user", "show", (user or self.user).name,
+                         "--attributes=objectSid", "-s", str(self.conf_path)], 30,
+                        "samba-tool user show")
+        sid = next(line.split(":", 1)[1].strip() for line in out.splitlines()
+                   if line.startswith("objectSid:"))
+        return int(self.wbinfo("--sid-to-uid", sid))
+
     def auth_events(self) -> Iterator[dict[str, Any]]:
         """The JSON authentication/authorization audit records in the log
         (``Authentication``: NTLM password checks; ``Authorization``: every

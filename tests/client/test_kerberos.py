@@ -74,8 +74,8 @@ async def test_kerberos_311_session_does_io(ad_dc: PrivateAdDc, krb_env: str) ->
         status = ad_dc.wait_for_session(port)
         assert status["session_dialect"] == "SMB3_11"
         # smbstatus shows the idmap uid of the domain user (no nss_winbind
-        # here), not root or the guest account.
-        assert int(status["uid"]) >= 3000000
+        # here to print the name): it must be kuser's.
+        assert int(status["uid"]) == ad_dc.uid_of(ad_dc.user)
     auth = authorization_of(ad_dc, port)
     assert auth["authType"] == "krb5"
     assert (auth["domain"], auth["account"]) == ("SMBFS", "kuser")
