@@ -18,9 +18,10 @@ import logging
 import math
 import os
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, TypeVar
 
 import trio
 
@@ -96,17 +97,55 @@ class ProtocolViolation(ConnectionLostError):
     """The server sent something malformed, forged or unexpected."""
 
 
+_M = TypeVar("_M", bound=Message)
+
+
 @dataclass(slots=True)
 class Response:
     """One response message: its header and the whole message (header
-    included) for ``SomeResponse.decode(resp.msg)``."""
+    included).
+
+    Decode the body with :meth:`decode` (or inside :meth:`guard`), not with
+    ``SomeResponse.decode(resp.msg)`` directly: a body the server got wrong
+    then drops the connection and raises :class:`ConnectionLostError`
+    (design.md: malformed input gives a clear error and a reconnect), rather
+    than letting a raw DecodeError escape to the FUSE layer with the
+    connection still trusted ([MS-SMB2] 3.2.5.1.7).
+    """
 
     header: Smb2Header
     msg: memoryview
+    connection: Connection | None = None
 
     @property
     def status(self) -> int:
         return self.header.status
+
+    def decode(self, cls: type[_M]) -> _M:
+        """``cls.decode(self.msg)``; malformed input is a lost connection."""
+        try:
+            return cls.decode(self.msg)
+        except DecodeError as e:
+            raise self.malformed(str(e)) from e
+
+    @contextmanager
+    def guard(self) -> Iterator[None]:
+        """Decode anything carried by this response (an FSCC buffer, a
+        directory listing...) inside this block: a DecodeError becomes a
+        dropped connection and a ConnectionLostError."""
+        try:
+            yield
+        except DecodeError as e:
+            raise self.malformed(str(e)) from e
+
+    def malformed(self, reason: str) -> ConnectionLostError:
+        """Drop the connection this response came on for ``reason`` (a
+        response that breaks the protocol); returns the error to raise."""
+        exc = ProtocolViolation(f"malformed {self.header.command.name} response "
+                                f"(MessageId {self.header.message_id}): {reason}")
+        if self.connection is not None:
+            self.connection._fail(exc)
+        return exc
 
 
 @dataclass(slots=True)
@@ -315,11 +354,7 @@ class Connection:
             self.close()
             raise NegotiateError(f"NEGOTIATE failed: {status_name(resp.status)} "
                                  f"(0x{resp.status:08X}); offered {[d.name for d in dialects]}")
-        try:
-            body = NegotiateResponse.decode(resp.msg)
-        except DecodeError as e:
-            self._fail(ProtocolViolation(f"bad NEGOTIATE response: {e}"))
-            raise ConnectionLostError(f"bad NEGOTIATE response: {e}") from e
+        body = resp.decode(NegotiateResponse)
         offered = {int(d): d for d in dialects}
         dialect = offered.get(body.dialect_revision)
         if dialect is None:
@@ -618,6 +653,13 @@ class Connection:
             raise ProtocolViolation(f"unknown protocol id {proto!r}")
         for msg in split_compound(frame):
             self._dispatch_message(Smb2Header.decode(msg), msg, sealed_for)
+        if self.credits.starved and not self._pending:
+            # [MS-SMB2] 3.3.1.2: the server must never leave the client
+            # without credits. With none held and no response due, no
+            # request can ever be sent again: fail now, not after every
+            # later request has waited out its timeout.
+            raise ProtocolViolation("server left the client with no credits and "
+                                    "nothing outstanding")
 
     def _dispatch_message(self, hdr: Smb2Header, msg: memoryview,
                           sealed_for: int | None) -> None:
@@ -665,7 +707,7 @@ class Connection:
             log.debug("discarding response to cancelled MessageId %d (status 0x%08X)",
                       hdr.message_id, hdr.status)
             return
-        p.response = Response(hdr, msg)
+        p.response = Response(hdr, msg, self)
         p.event.set()
 
     def _authenticate(self, hdr: Smb2Header, msg: memoryview, p: PendingRequest,
@@ -683,7 +725,10 @@ class Connection:
             if p.session_id and sealed_for != p.session_id:
                 raise ProtocolViolation("response sealed with another session's key")
             return  # the AEAD tag authenticated the whole frame
-        if p.encrypted and not interim:
+        if p.encrypted:
+            # Interim responses too: the server encrypts every response to an
+            # encrypted request (3.3.4.1.4), and a forged plaintext
+            # STATUS_PENDING would lift the request's timeout.
             raise ProtocolViolation(f"unencrypted response to an encrypted "
                                     f"{hdr.command.name} request")
         sec = self.security.get(p.session_id) if p.session_id else None

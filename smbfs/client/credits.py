@@ -52,6 +52,9 @@ class CreditWindow:
         self.target = target
         self.granted_total = initial
         self.waits = 0  # instrumentation: acquisitions that had to wait
+        # Waiters given their MessageIds by _wake whose task has not resumed
+        # yet: credits already spent on a request not yet registered.
+        self._handed = 0
         self._waiters: collections.deque[_Waiter] = collections.deque()
         self._closed: BaseException | None = None
 
@@ -94,6 +97,7 @@ class CreditWindow:
         while self._waiters and self._waiters[0].charge <= self.available:
             waiter = self._waiters.popleft()
             waiter.message_id = self._take(waiter.charge)
+            self._handed += 1
             waiter.event.set()
 
     # -- trio ----------------------------------------------------------------
@@ -117,6 +121,7 @@ class CreditWindow:
                 raise
             if waiter.message_id is None:
                 raise
+            self._handed -= 1
             # Woken and cancelled at once: the MessageIds are ours now and
             # must be used -- a server tracks the lowest unused id, and a
             # hole would eventually push later ids out of its window. Trio
@@ -125,7 +130,14 @@ class CreditWindow:
             return waiter.message_id
         if waiter.message_id is None:
             raise ConnectionLostError("connection closed") from self._closed
+        self._handed -= 1
         return waiter.message_id
+
+    @property
+    def starved(self) -> bool:
+        """No credit left and none on its way to a request about to be sent:
+        unless a response is still due, nothing will ever grant more."""
+        return self.available <= 0 and self._handed == 0
 
     def close(self, exc: BaseException) -> None:
         """Fail every waiter: the connection is gone."""

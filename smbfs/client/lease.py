@@ -105,6 +105,10 @@ def _oplock_as_lease(level: int) -> int:
     return 0
 
 
+# Breaks queued beyond twice the leases and oplocks held before the flood
+# guard in on_break drops the connection.
+_BACKLOG_SLACK = 256
+
 _tables: weakref.WeakKeyDictionary[Any, LeaseTable] = weakref.WeakKeyDictionary()
 
 
@@ -230,6 +234,14 @@ class LeaseTable:
         lifetime belongs to the connection.
         """
         self.breaks_received += 1
+        # A server sends at most one break at a time per lease or oplock we
+        # hold (it waits for the acknowledgment); a backlog far beyond that
+        # is a flood, and the queue must not grow without bound.
+        backlog = self._send.statistics().current_buffer_used
+        if backlog >= _BACKLOG_SLACK + 2 * (len(self._leases) + len(self._oplock_opens)):
+            self._session.connection.handle_protocol_error(
+                f"{backlog} oplock/lease break notifications not yet processed")
+            return
         try:
             self._send.send_nowait((header, bytes(msg)))
         except (trio.ClosedResourceError, trio.BrokenResourceError):
@@ -245,7 +257,10 @@ class LeaseTable:
                 try:
                     brk = decode_break(memoryview(raw))
                 except DecodeError as e:
-                    log.warning("malformed OPLOCK_BREAK notification ignored: %s", e)
+                    # Like any malformed message: the server is not to be
+                    # trusted any more, the connection goes (design.md).
+                    self._session.connection.handle_protocol_error(
+                        f"malformed OPLOCK_BREAK notification: {e}")
                     self._signal_processed()
                     continue
                 key: bytes | FileId = (brk.lease_key if isinstance(brk, LeaseBreakNotification)

@@ -89,6 +89,7 @@ from smbfs.proto.query_directory import (
 )
 
 if TYPE_CHECKING:
+    from smbfs.client.connection import Response
     from smbfs.client.tree import Tree
 
 log = logging.getLogger(__name__)
@@ -344,7 +345,7 @@ class Open:
         version = 0
         try:
             resp = await tree.request(request)
-            body = CreateResponse.decode(resp.msg)
+            body = resp.decode(CreateResponse)
             opened = cls(tree, path, body, request)
             opened.create_guid = create_guid
             opened._apply_contexts(body)
@@ -425,7 +426,7 @@ class Open:
         finally:
             if self.lease is not None or self.oplock_level != OplockLevel.SMB2_OPLOCK_LEVEL_NONE:
                 LeaseTable.for_session(self.tree.session).forget_open(self)
-        body = CloseResponse.decode(resp.msg)
+        body = resp.decode(CloseResponse)
         if not post_query or not body.flags & CloseFlags.SMB2_CLOSE_FLAG_POSTQUERY_ATTRIB:
             return None
         info = FileInfo.from_times(
@@ -492,10 +493,11 @@ class Open:
             if e.status == _S.STATUS_END_OF_FILE:
                 return memoryview(b"")
             raise
-        data = ReadResponse.decode(resp.msg).data
+        data = resp.decode(ReadResponse).data
         if len(data) > length:
-            raise SMBError(_S.STATUS_INVALID_NETWORK_RESPONSE, None,
-                           f"READ returned {len(data)} bytes for {length} asked")
+            # Not a failed read but a server that cannot be trusted: the
+            # connection goes, like for any other malformed response.
+            raise resp.malformed(f"READ returned {len(data)} bytes for {length} asked")
         return memoryview(data)
 
     async def _read_pipelined(self, offset: int, length: int,
@@ -578,11 +580,13 @@ class Open:
                 WriteRequest(file_id=self.file_id, offset=offset + done, data=part),
                 payload_size=len(part),
             )
-            count = WriteResponse.decode(resp.msg).count
-            if count == 0 or count > len(part):
-                raise SMBError(_S.STATUS_DISK_FULL if count == 0 else
-                               _S.STATUS_INVALID_NETWORK_RESPONSE, None,
-                               f"WRITE of {len(part)} bytes at {offset + done} wrote {count}")
+            count = resp.decode(WriteResponse).count
+            if count > len(part):
+                raise resp.malformed(f"WRITE of {len(part)} bytes at {offset + done} "
+                                     f"wrote {count}")
+            if count == 0:
+                raise SMBError(_S.STATUS_DISK_FULL, None,
+                               f"WRITE of {len(part)} bytes at {offset + done} wrote 0")
             done += count
         return done
 
@@ -598,6 +602,16 @@ class Open:
         """SMB2 QUERY_INFO: the raw output buffer (decode with smbfs.proto.fscc).
 
         ``allow_overflow`` accepts STATUS_BUFFER_OVERFLOW (a truncated buffer)."""
+        _resp, out = await self._query_info(
+            info_class, info_type=info_type, output_buffer_length=output_buffer_length,
+            additional_information=additional_information, input=input,
+            allow_overflow=allow_overflow)
+        return out
+
+    async def _query_info(self, info_class: int, *, info_type: int = InfoType.SMB2_0_INFO_FILE,
+                          output_buffer_length: int | None = None,
+                          additional_information: int = 0, input: bytes = b"",
+                          allow_overflow: bool = False) -> tuple[Response, memoryview]:
         out_len = output_buffer_length or min(self.max_transact, 65536)
         ok = {_S.STATUS_BUFFER_OVERFLOW} if allow_overflow else set()
         resp = await self._request(
@@ -606,23 +620,26 @@ class Open:
                              additional_information=additional_information, input=input),
             payload_size=max(out_len, len(input)), ok_statuses=ok,
         )
-        return memoryview(QueryInfoResponse.decode(resp.msg).output)
+        return resp, memoryview(resp.decode(QueryInfoResponse).output)
 
     async def query_all_information(self) -> FileAllInformation:
-        buf = await self.query_info(FileInformationClass.FileAllInformation)
-        return FileAllInformation.decode(buf)
+        resp, buf = await self._query_info(FileInformationClass.FileAllInformation)
+        with resp.guard():
+            return FileAllInformation.decode(buf)
 
     async def query_attributes(self) -> FileInfo:
         """Fresh attributes (FileAllInformation) as a FileInfo."""
-        buf = await self.query_info(FileInformationClass.FileAllInformation,
-                                    allow_overflow=True)
-        info = FileInfo.from_all_information(buf)
+        resp, buf = await self._query_info(FileInformationClass.FileAllInformation,
+                                           allow_overflow=True)
+        with resp.guard():
+            info = FileInfo.from_all_information(buf)
         self.info = info
         return info
 
     async def query_network_open(self) -> FileNetworkOpenInformation:
-        buf = await self.query_info(FileInformationClass.FileNetworkOpenInformation)
-        return FileNetworkOpenInformation.decode(buf)
+        resp, buf = await self._query_info(FileInformationClass.FileNetworkOpenInformation)
+        with resp.guard():
+            return FileNetworkOpenInformation.decode(buf)
 
     async def set_info(self, info_class: int, buffer: bytes, *,
                        info_type: int = InfoType.SMB2_0_INFO_FILE,
@@ -687,10 +704,14 @@ class Open:
                     return
                 raise
             flags = 0
-            out = QueryDirectoryResponse.decode(resp.msg).output
+            out = resp.decode(QueryDirectoryResponse).output
             if not len(out):
                 return
-            for entry in decode_directory_buffer(info_class, out):
+            # Decoded whole before yielding: a malformed buffer drops the
+            # connection before any entry of it reaches the caller.
+            with resp.guard():
+                entries = decode_directory_buffer(info_class, out)
+            for entry in entries:
                 yield entry
 
     async def list_directory(self, pattern: str = "*") -> list[FileInfo]:
@@ -755,7 +776,7 @@ class Open:
         )
         if resp.status != _S.STATUS_SUCCESS:
             return None
-        return ChangeNotifyResponse.decode(resp.msg).entries
+        return resp.decode(ChangeNotifyResponse).entries
 
     async def watch(self, completion_filter: int, *, watch_tree: bool = False,
                     ) -> AsyncIterator[list[FileNotifyInformation] | None]:
@@ -794,4 +815,4 @@ async def ioctl(tree: Tree, ctl_code: int, input: bytes = b"", *,
         resp = await owner._request(req, payload_size=payload, ok_statuses=ok_statuses)
     else:
         resp = await tree.request(req, payload_size=payload, ok_statuses=ok_statuses)
-    return memoryview(IoctlResponse.decode(resp.msg).output)
+    return memoryview(resp.decode(IoctlResponse).output)

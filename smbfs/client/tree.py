@@ -68,7 +68,7 @@ class Tree:
             name = share_name.strip("\\/")
             unc = f"\\\\{session.config.target_name}\\{name}"
         resp = await session.request(TreeConnectRequest(path=unc))
-        body = TreeConnectResponse.decode(resp.msg)
+        body = resp.decode(TreeConnectResponse)
         tree = cls(session, name, resp.header.tree_id, body)
         log.debug("tree connect %s: id %#x type %s flags %#x caps %#x", unc, tree.tree_id,
                   body.share_type, body.share_flags, body.capabilities)

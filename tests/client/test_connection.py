@@ -383,3 +383,128 @@ async def test_random_bytes_on_the_wire_end_in_connection_lost(data: bytes) -> N
     assert not conn.alive
     assert p.response is None or bytes(p.response.msg[:4]) == b"\xfeSMB"
     assert p.event.is_set()
+
+
+# -- review fixes: credit starvation, sealed interims, malformed bodies ----------
+
+
+def _echo_with_credits(credits: int, *, message_id: int = 5, status: int = 0,
+                       async_id: int = 0) -> bytes:
+    flags = int(HeaderFlags.SMB2_FLAGS_SERVER_TO_REDIR)
+    if async_id:
+        flags |= int(HeaderFlags.SMB2_FLAGS_ASYNC_COMMAND)
+    hdr = Smb2Header(command=Command.SMB2_ECHO, message_id=message_id, status=status,
+                     credits=credits, flags=flags, async_id=async_id, session_id=SESSION_ID)
+    return hdr.encode() + (ERROR_BODY if status else b"\x04\x00\x00\x00")
+
+
+def test_zero_credits_with_nothing_outstanding_drops() -> None:
+    """[MS-SMB2] 3.3.1.2: a server must never leave the client at zero
+    credits. With none held and no response due, every later request would
+    wait out its timeout on a connection that can never send again."""
+    conn, p = _connection()
+    conn.credits.available = 0  # the request's credit is spent
+    _deliver(conn, _echo_with_credits(0))
+    assert p.response is not None  # the answer itself is still delivered
+    assert not conn.alive
+    with pytest.raises(ConnectionLostError):
+        conn.credits.try_acquire(1)
+
+
+def test_zero_credits_while_a_response_is_due_is_fine() -> None:
+    conn, p = _connection()
+    conn._pending[6] = PendingRequest(message=EchoRequest(), message_id=6, charge=1,
+                                      session_id=SESSION_ID, tree_id=0, flags=0,
+                                      encrypted=False)
+    conn.credits.available = 0
+    _deliver(conn, _echo_with_credits(0))
+    assert p.response is not None and conn.alive  # MessageId 6 may still grant
+    _deliver(conn, _echo_with_credits(2, message_id=6))
+    assert conn.alive and conn.credits.available == 2
+
+
+async def test_credits_handed_to_a_waiter_are_not_starvation() -> None:
+    """Credits given to a woken waiter whose task has not run yet are spent on
+    a request about to be registered: not a starved window."""
+    w = CreditWindow(initial=0)
+    got: list[int] = []
+
+    async def want() -> None:
+        got.append(await w.acquire(2))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(want)
+        await trio.testing.wait_all_tasks_blocked()
+        w.grant(2)
+        assert w.available == 0 and not w.starved  # handed over, not yet resumed
+    assert got == [0] and w.starved
+
+
+def test_plain_interim_to_encrypted_request_drops() -> None:
+    """The server seals every response to a sealed request, interims too
+    (3.3.4.1.4): a plaintext STATUS_PENDING is forged, and would otherwise
+    lift the request's timeout and plant an AsyncId."""
+    conn, p = _connection(encrypted=True)
+    p.scope = trio.CancelScope(deadline=123.0)
+    _deliver(conn, _echo_with_credits(1, status=0x103, async_id=0x77))
+    assert not conn.alive and p.async_id is None and p.scope.deadline == 123.0
+    assert isinstance(p.error, ConnectionLostError)
+
+
+def test_sealed_interim_to_encrypted_request_is_accepted() -> None:
+    conn, p = _connection(encrypted=True)
+    enc = Encryptor(Cipher.AES_128_GCM, ENC_KEY)
+    interim = _echo_with_credits(1, status=0x103, async_id=0x77)
+    _deliver(conn, bytes(enc.encrypt_message(interim, SESSION_ID, bytes(11) + b"\x01")))
+    assert conn.alive and p.async_id == 0x77 and not p.event.is_set()
+
+
+def test_malformed_body_decoded_by_a_caller_drops_the_connection() -> None:
+    """A DecodeError in a caller's decode (open.py, tree.py) must not escape
+    raw with the connection still trusted: Response.decode turns it into a
+    dropped connection and a ConnectionLostError ([MS-SMB2] 3.2.5.1.7)."""
+    from smbfs.proto.create import CreateResponse
+
+    conn, p = _connection()
+    _deliver(conn, _echo_with_credits(1))
+    assert p.response is not None and conn.alive
+    with pytest.raises(ConnectionLostError):
+        p.response.decode(CreateResponse)  # an ECHO body is no CREATE response
+    assert not conn.alive
+    with pytest.raises(ConnectionLostError):
+        conn._check_alive()
+
+
+def test_response_guard_turns_decode_errors_into_connection_loss() -> None:
+    from smbfs.proto.codec import DecodeError
+
+    conn, p = _connection()
+    _deliver(conn, _echo_with_credits(1))
+    assert p.response is not None
+    with pytest.raises(ConnectionLostError), p.response.guard():
+        raise DecodeError("bad FSCC buffer")
+    assert not conn.alive
+
+
+class _FakeSession:
+    def __init__(self, conn: Connection) -> None:
+        self.connection = conn
+
+
+async def test_break_flood_is_bounded() -> None:
+    """Breaks are queued for the acknowledger; a server sending far more
+    than one per lease held is a flood that must not grow memory without
+    bound: the connection is dropped instead."""
+    from smbfs.client.lease import _BACKLOG_SLACK, LeaseTable
+
+    conn, _p = _connection()
+    table = LeaseTable(_FakeSession(conn))  # type: ignore[arg-type]
+    hdr = Smb2Header(command=Command.SMB2_OPLOCK_BREAK, message_id=0xFFFFFFFFFFFFFFFF,
+                     flags=int(HeaderFlags.SMB2_FLAGS_SERVER_TO_REDIR))
+    body = memoryview((44).to_bytes(2, "little") + bytes(42))
+    for _ in range(_BACKLOG_SLACK):
+        table.on_break(hdr, body)
+    assert conn.alive
+    table.on_break(hdr, body)
+    assert not conn.alive
+    assert table._send.statistics().current_buffer_used == _BACKLOG_SLACK
