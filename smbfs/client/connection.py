@@ -762,8 +762,12 @@ class Connection:
             self.echoes_sent += 1
             try:
                 await self.transact([EchoRequest()], timeout=interval)
-            except SMBTimeoutError:
+            except SMBTimeoutError as e:
+                # Also when the ECHO could not even get a credit: nothing has
+                # come from the peer for two intervals. Returning without
+                # dropping would leave a connection with no keepalive at all.
                 log.warning("no ECHO response within %ss: peer is dead", interval)
+                self._fail(e)
                 return
             except ConnectionLostError:
                 return

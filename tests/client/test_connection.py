@@ -508,3 +508,26 @@ async def test_break_flood_is_bounded() -> None:
     table.on_break(hdr, body)
     assert not conn.alive
     assert table._send.statistics().current_buffer_used == _BACKLOG_SLACK
+
+
+async def test_echo_without_credits_still_drops_a_silent_peer(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """All credits held by requests the server never answers (interim
+    responses lifted their timeouts): the ECHO cannot get a credit either.
+    The keepalive must then drop the connection, not end quietly and leave
+    it without dead-peer detection."""
+    from types import SimpleNamespace
+
+    conn, p = _connection()
+    conn.config.echo_interval = 10
+    conn.negotiated = SimpleNamespace(multi_credit=False)  # type: ignore[assignment]
+    conn.credits.available = 0
+    p.scope = trio.CancelScope()  # a pending request with its timeout lifted
+    with trio.fail_after(100):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(conn._echo_loop)
+            await conn.closed_event.wait()
+            nursery.cancel_scope.cancel()
+    assert not conn.alive and conn.echoes_sent == 1
+    assert p.event.is_set() and isinstance(p.error, ConnectionLostError)
