@@ -31,6 +31,7 @@ from typing import Any, ParamSpec, TypeVar
 import pyfuse3
 import trio
 
+from smbfs.client import compound_ops
 from smbfs.client.errors import SMBError
 from smbfs.client.open import READ_WRITE, FileInfo, Open
 from smbfs.client.tree import Tree
@@ -400,27 +401,41 @@ class SmbOperations(pyfuse3.Operations):
             # handle if there is one, or Samba's update of the write time
             # at that handle's close would undo an explicit mtime (cp -a).
             handle = self._handle_of(node, writable=True)
+        sets = self._setattr_infos(node, attr, fields)
+        if not sets:
+            # A chmod that changes nothing SMB stores: nothing to send.
+            return await self.getattr(inode, ctx)
+        # The change and the attributes it left go in one compound (a
+        # refresh after it would cost a second round trip).
+        self.inodes.invalidate(node)
+        since = self.inodes.stamp()
         if handle is not None:
             async with handle.using() as op:
-                await self._apply_setattr(op, node, attr, fields)
-            self.inodes.invalidate(node)
-            await self._refresh(node)
-            return self.attributes(node)
-        # Nobody holds it open: each change is one compound round trip
-        # (create + set-info + close), then one stat for the new attributes.
+                info = await compound_ops.set_info_query(op, sets)
+        else:
+            access = 0
+            if fields.update_size:
+                access |= _A.FILE_WRITE_DATA
+            if len(sets) > int(fields.update_size):
+                access |= _A.FILE_WRITE_ATTRIBUTES
+            info = await compound_ops.set_info_stat(self.tree, node.path, sets, access=access)
+        if not info.file_id:
+            info.file_id = node.server_id
+        self.inodes.set_info(node, info, since)
+        return self.attributes(node)
+
+    def _setattr_infos(self, node: Node, attr: pyfuse3.EntryAttributes,
+                       fields: pyfuse3.SetattrFields) -> list[tuple[int, bytes]]:
+        sets: list[tuple[int, bytes]] = []
         if fields.update_size:
-            await self.tree.truncate(node.path, attr.st_size)
+            sets.append(compound_ops.end_of_file_info(attr.st_size))
         attrs = self._mode_attributes(node, attr, fields)
         if fields.update_atime or fields.update_mtime or attrs:
-            await self.tree.set_times(
-                node.path,
+            sets.append(compound_ops.basic_info(
                 access_ns=attr.st_atime_ns if fields.update_atime else None,
                 write_ns=attr.st_mtime_ns if fields.update_mtime else None,
-                attributes=attrs,
-            )
-        self.inodes.invalidate(node)
-        await self._refresh(node)
-        return self.attributes(node)
+                attributes=attrs))
+        return sets
 
     def _mode_attributes(self, node: Node, attr: pyfuse3.EntryAttributes,
                          fields: pyfuse3.SetattrFields) -> int:
@@ -435,18 +450,6 @@ class SmbOperations(pyfuse3.Operations):
         if new == cur:
             return 0
         return new or int(FileAttributes.FILE_ATTRIBUTE_NORMAL)
-
-    async def _apply_setattr(self, op: Open, node: Node, attr: pyfuse3.EntryAttributes,
-                             fields: pyfuse3.SetattrFields) -> None:
-        if fields.update_size:
-            await op.truncate(attr.st_size)
-        attrs = self._mode_attributes(node, attr, fields)
-        if fields.update_atime or fields.update_mtime or attrs:
-            await op.set_times(
-                access_ns=attr.st_atime_ns if fields.update_atime else None,
-                write_ns=attr.st_mtime_ns if fields.update_mtime else None,
-                attributes=attrs,
-            )
 
     # ------------------------------------------------------------ directories
 

@@ -97,3 +97,46 @@ async def test_serve_raises_engine_errors(samba: PrivateSamba, tmp_path: Any) ->
                         password=samba.user.password)
     with pytest.raises(SMBError, match="STATUS_BAD_NETWORK_NAME"):
         await serve(good, "nosuchshare", "", str(tmp_path), FsOptions())
+
+
+def _fields(**on: bool) -> Any:
+    """A stand-in for pyfuse3.SetattrFields (whose attributes are read-only)."""
+    from types import SimpleNamespace
+
+    names = ("update_atime", "update_mtime", "update_size", "update_mode", "update_uid",
+             "update_gid", "update_ctime")
+    return SimpleNamespace(**{n: on.get(n, False) for n in names})
+
+
+async def test_setattr_is_one_round_trip(ops: SmbOperations, samba: PrivateSamba) -> None:
+    """The change and the attributes it leaves travel in one compound, on a
+    path nobody holds open and through an open handle; a chmod SMB cannot
+    store sends nothing."""
+    name = f"sa-{os.getpid()}"
+    fi, attr = await ops.create(pyfuse3.ROOT_INODE, name.encode(), 0o644,
+                                os.O_WRONLY | os.O_CREAT, None)  # type: ignore[arg-type]
+    try:
+        want = pyfuse3.EntryAttributes()
+        want.st_mtime_ns = 1_600_000_000_123_456_700
+        want.st_atime_ns = 1_600_000_000_000_000_000
+        want.st_size = 10
+        before = ops.tree.round_trips
+        got = await ops.setattr(attr.st_ino, want, _fields(update_size=True), fi.fh,
+                                None)  # type: ignore[arg-type]
+        assert got.st_size == 10 and ops.tree.round_trips == before + 1
+        await ops.release(fi.fh)
+        before = ops.tree.round_trips
+        got = await ops.setattr(attr.st_ino, want, _fields(update_mtime=True, update_atime=True,
+                                                           update_size=True),
+                                None, None)  # type: ignore[arg-type]
+        assert ops.tree.round_trips == before + 1
+        assert got.st_mtime_ns == want.st_mtime_ns and got.st_size == 10
+        st = (samba.share_path(samba.shares.rw) / name).stat()
+        assert st.st_mtime_ns // 100 == want.st_mtime_ns // 100 and st.st_size == 10
+        want.st_mode = 0o100644  # already writable: nothing to store
+        before = ops.tree.round_trips
+        await ops.setattr(attr.st_ino, want, _fields(update_mode=True), None,
+                          None)  # type: ignore[arg-type]
+        assert ops.tree.round_trips == before
+    finally:
+        (samba.share_path(samba.shares.rw) / name).unlink()
