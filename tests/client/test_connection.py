@@ -531,3 +531,84 @@ async def test_echo_without_credits_still_drops_a_silent_peer(
             nursery.cancel_scope.cancel()
     assert not conn.alive and conn.echoes_sent == 1
     assert p.event.is_set() and isinstance(p.error, ConnectionLostError)
+
+
+_MSG = st.tuples(
+    st.sampled_from([5, 6, 7, 8, 0xFFFFFFFFFFFFFFFF]),  # 8: never sent
+    st.sampled_from([0, 0x103, 0xC0000120, 0x80000005, 0xC0000022]),  # ok, PENDING, errors
+    st.integers(0, 3),  # CreditResponse
+    st.booleans(),  # ASYNC flag
+    st.sampled_from([Command.SMB2_ECHO, Command.SMB2_OPLOCK_BREAK, Command.SMB2_READ]),
+    st.one_of(st.sampled_from([b"\x04\x00\x00\x00", ERROR_BODY,
+                               (44).to_bytes(2, "little") + bytes(42),
+                               (24).to_bytes(2, "little") + bytes(22)]),
+              st.binary(max_size=48)),
+)
+
+
+def _chain(msgs: list[tuple[int, int, int, bool, Command, bytes]]) -> bytes:
+    out = bytearray()
+    for i, (mid, status, credits, is_async, command, body) in enumerate(msgs):
+        flags = int(HeaderFlags.SMB2_FLAGS_SERVER_TO_REDIR)
+        if is_async:
+            flags |= int(HeaderFlags.SMB2_FLAGS_ASYNC_COMMAND)
+        size = 64 + len(body)
+        pad = (-size) % 8 if i < len(msgs) - 1 else 0
+        hdr = Smb2Header(command=command, message_id=mid, status=status, credits=credits,
+                         flags=flags, async_id=0x99 if is_async else 0,
+                         session_id=0 if mid == 0xFFFFFFFFFFFFFFFF else SESSION_ID,
+                         next_command=size + pad if i < len(msgs) - 1 else 0)
+        out += hdr.encode() + body + bytes(pad)
+    return bytes(out)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(_MSG, min_size=1, max_size=3), min_size=1, max_size=6),
+       st.booleans())
+def test_dispatch_sequences_keep_the_invariants(frames: list[list[Any]],
+                                               cancel_one: bool) -> None:
+    """Interim, final, error, cancelled, duplicate, unsolicited and unknown
+    responses, alone or compounded, in any order: the receiver never raises,
+    only ever completes a request with a final response of its own command
+    and MessageId, never completes a cancelled one, and once it drops the
+    connection every waiter has been woken."""
+    conn, p5 = _connection()
+    pendings = {5: p5}
+    for mid in (6, 7):
+        pendings[mid] = conn._pending[mid] = PendingRequest(
+            message=EchoRequest(), message_id=mid, charge=1, session_id=SESSION_ID,
+            tree_id=0, flags=0, encrypted=False)
+    for p in pendings.values():
+        p.scope = trio.CancelScope(deadline=50.0)
+    pendings[7].cancelled = cancel_one
+    conn.credits.available = 0
+    breaks: list[int] = []
+    conn.break_handler = lambda hdr, msg: breaks.append(len(msg))
+    granted = 0
+    for msgs in frames:
+        before = conn.credits.available
+        _deliver(conn, _chain(msgs))
+        if conn.alive:
+            granted += conn.credits.available - before
+            assert conn.credits.available >= before  # credits are only ever added
+        for mid, p in pendings.items():
+            if p.response is not None:
+                assert p.event.is_set() and not p.cancelled
+                assert p.response.header.message_id == mid
+                assert p.response.header.command == Command.SMB2_ECHO
+                assert p.response.status != 0x103
+                assert mid not in conn._pending
+            if p.scope is not None and p.scope.deadline == float("inf"):
+                assert p.response is not None or p.error is not None or mid in conn._pending
+        if not conn.alive:
+            break
+    if not conn.alive:
+        for p in pendings.values():
+            assert p.event.is_set() or p.cancelled
+            assert p.response is not None or p.error is not None or p.cancelled
+        with pytest.raises(ConnectionLostError):
+            conn.credits.try_acquire(1)
+    else:
+        open_ = [m for m, p in pendings.items() if not p.event.is_set() and not p.cancelled]
+        assert set(open_) <= set(conn._pending)
+        assert conn.credits.available == granted
