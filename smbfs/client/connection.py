@@ -501,7 +501,13 @@ class Connection:
         with trio.move_on_after(bound) as credit_scope:
             first = await self.credits.acquire(sum(charges))
         if credit_scope.cancelled_caught:
-            raise SMBTimeoutError(f"no credits granted within {bound}s")
+            # Every credit is held by requests the server keeps pending: this
+            # connection cannot make progress. errors.py promises that an
+            # SMBTimeoutError means a dropped connection (the caller
+            # reconnects), so drop it rather than leave it alive and stuck.
+            exc = SMBTimeoutError(f"no credits granted within {bound}s")
+            self._fail(exc)
+            raise exc
         mids = []
         m = first
         for c in charges:

@@ -612,3 +612,22 @@ def test_dispatch_sequences_keep_the_invariants(frames: list[list[Any]],
         open_ = [m for m, p in pendings.items() if not p.event.is_set() and not p.cancelled]
         assert set(open_) <= set(conn._pending)
         assert conn.credits.available == granted
+
+
+async def test_credit_wait_timeout_drops_the_connection(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """SMBTimeoutError means "connection dropped, reconnect" (errors.py): a
+    request that cannot get a credit within its timeout must not leave the
+    connection alive and stuck."""
+    from types import SimpleNamespace
+
+    from smbfs.client.errors import SMBTimeoutError
+
+    conn, p = _connection()
+    conn.negotiated = SimpleNamespace(multi_credit=False)  # type: ignore[assignment]
+    conn.credits.available = 0  # all held by the pending request
+    with trio.fail_after(100), pytest.raises(SMBTimeoutError):
+        await conn.transact([EchoRequest()], timeout=5)
+    assert not conn.alive and p.event.is_set()
+    assert conn.credits.next_message_id == 0  # no MessageId was spent
