@@ -22,7 +22,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import trio
 
@@ -95,6 +95,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _S = NTStatus
+_D = TypeVar("_D")
 _MIB = 1024 * 1024
 # A chunk this large already amortises the per-request Python cost; larger
 # ones only cut the number of requests in flight for the same bytes.
@@ -607,6 +608,23 @@ class Open:
             additional_information=additional_information, input=input,
             allow_overflow=allow_overflow)
         return out
+
+    async def query_info_as(self, decode: Callable[[memoryview], _D], info_class: int, *,
+                            info_type: int = InfoType.SMB2_0_INFO_FILE,
+                            output_buffer_length: int | None = None,
+                            additional_information: int = 0, input: bytes = b"",
+                            allow_overflow: bool = False) -> _D:
+        """:meth:`query_info` and ``decode(buffer)`` (e.g.
+        ``FileFsFullSizeInformation.decode``): a buffer the decoder rejects
+        is a malformed response, so the connection is dropped and
+        ConnectionLostError raised, like for any other malformed input,
+        instead of a DecodeError reaching the caller."""
+        resp, buf = await self._query_info(
+            info_class, info_type=info_type, output_buffer_length=output_buffer_length,
+            additional_information=additional_information, input=input,
+            allow_overflow=allow_overflow)
+        with resp.guard():
+            return decode(buf)
 
     async def _query_info(self, info_class: int, *, info_type: int = InfoType.SMB2_0_INFO_FILE,
                           output_buffer_length: int | None = None,

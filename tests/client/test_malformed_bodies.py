@@ -137,3 +137,48 @@ async def test_malformed_query_info_buffer(samba: Any, fault_proxy: Any) -> None
         return bytes(b)
 
     await _expect_lost(samba, fault_proxy, Command.SMB2_QUERY_INFO, rewrite, stat)
+
+
+async def test_query_info_as_decodes_and_guards(samba: Any, fault_proxy: Any) -> None:
+    from smbfs.proto.fscc.filesystem import FileFsFullSizeInformation
+    from smbfs.proto.info import InfoType
+
+    async def statfs(tree: Tree, name: str) -> None:
+        f = await tree.create(name)
+        fs = await f.query_info_as(FileFsFullSizeInformation.decode,
+                                   FileFsFullSizeInformation.INFO_CLASS,
+                                   info_type=InfoType.SMB2_0_INFO_FILESYSTEM)
+        assert fs.total_allocation_units > 0  # the unmodified first answer
+        await f.query_info_as(FileFsFullSizeInformation.decode,
+                              FileFsFullSizeInformation.INFO_CLASS,
+                              info_type=InfoType.SMB2_0_INFO_FILESYSTEM)
+
+    state = {"n": 0}
+
+    def rewrite(b: bytearray) -> bytes:
+        _le32(b, HDR + 4, 3)  # OutputBufferLength too short for the structure
+        return bytes(b)
+
+    proxy = fault_proxy(samba.host, samba.port)
+    hook_state: dict[str, Any] = {"armed": False, "hits": 0, "rewrite": rewrite}
+    inner = _hook(Command.SMB2_QUERY_INFO, hook_state)
+
+    def hook(direction: str, frame: bytes) -> bytes | None:
+        if (direction == "s2c" and int.from_bytes(frame[12:14], "little") == 0x10
+                and hook_state["armed"]):
+            state["n"] += 1
+            if state["n"] == 1:
+                return frame  # the first answer passes untouched
+        return inner(direction, frame)
+
+    proxy.set_frame_hook(hook)
+    name = unique("malformed")
+    async with open_session(config_for(samba, port=proxy.port)) as s:
+        tree = await Tree.connect(s, samba.shares.rw)
+        _f = await tree.create(name, disposition=CreateDisposition.FILE_OVERWRITE_IF,
+                              desired_access=READ_WRITE | AccessMask.DELETE,
+                              options=CreateOptions.FILE_DELETE_ON_CLOSE)
+        hook_state["armed"] = True
+        with trio.fail_after(10), pytest.raises(ConnectionLostError):
+            await statfs(tree, name)
+        assert hook_state["hits"] == 1 and not s.connection.alive
