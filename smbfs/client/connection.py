@@ -491,6 +491,11 @@ class Connection:
         # MessageIds (a hole in the sequence would stall the server's window).
         bodies = [m.encode_parts() for m in messages]
         sec = self.security.get(session_id)
+        if not encrypt and sec is not None and sec.encrypt_data and sec.encryptor is not None:
+            # A session that must be encrypted never sends (and so never
+            # accepts) a plaintext message, whatever the caller asked
+            # ([MS-SMB2] 3.2.4.1.8).
+            encrypt = True
         if encrypt and (sec is None or sec.encryptor is None):
             raise ConnectionLostError("encryption requested without an encryption key")
         if sign and not encrypt and (sec is None or sec.signer is None):

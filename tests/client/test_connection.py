@@ -631,3 +631,37 @@ async def test_credit_wait_timeout_drops_the_connection(
         await conn.transact([EchoRequest()], timeout=5)
     assert not conn.alive and p.event.is_set()
     assert conn.credits.next_message_id == 0  # no MessageId was spent
+
+
+class _CapturingTransport(_NullTransport):
+    def __init__(self) -> None:
+        self.frames: list[bytes] = []
+
+    async def send_frame(self, parts: Any) -> None:
+        self.frames.append(b"".join(bytes(p) for p in parts))
+
+
+async def test_encrypted_session_never_sends_plaintext() -> None:
+    """encrypt=False on a session that must be encrypted still seals the
+    request, so its response must be sealed too (a plaintext one drops)."""
+    conn, p = _connection(encrypted=True)
+    transport = _CapturingTransport()
+    conn.transport = transport  # type: ignore[assignment]
+    conn.credits.available = 5
+    result: list[Any] = []
+
+    async def send() -> None:
+        try:
+            result.append(await conn.transact([EchoRequest()], session_id=SESSION_ID,
+                                              encrypt=False, timeout=5))
+        except ConnectionLostError as e:
+            result.append(e)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(send)
+        await trio.testing.wait_all_tasks_blocked()
+        assert transport.frames and transport.frames[0][:4] == b"\xfdSMB"
+        mid = conn.credits.next_message_id - 1
+        assert conn._pending[mid].encrypted
+        _deliver(conn, _echo_with_credits(1, message_id=mid))  # plaintext answer
+    assert isinstance(result[0], ConnectionLostError) and not conn.alive
