@@ -644,7 +644,7 @@ class _CapturingTransport(_NullTransport):
 async def test_encrypted_session_never_sends_plaintext() -> None:
     """encrypt=False on a session that must be encrypted still seals the
     request, so its response must be sealed too (a plaintext one drops)."""
-    conn, p = _connection(encrypted=True)
+    conn, _p = _connection(encrypted=True)
     transport = _CapturingTransport()
     conn.transport = transport  # type: ignore[assignment]
     conn.credits.available = 5
