@@ -114,7 +114,8 @@ async def stat(tree: Tree, path: str) -> FileInfo:
             raise r
     q = results[1]
     assert not isinstance(q, SMBError)
-    info = FileInfo.from_all_information(QueryInfoResponse.decode(q.msg).output)
+    with q.guard():  # malformed: a dropped connection, not a DecodeError
+        info = FileInfo.from_all_information(q.decode(QueryInfoResponse).output)
     info.name = path.rsplit("\\", 1)[-1]
     return info
 
@@ -167,7 +168,7 @@ async def mkdir(tree: Tree, path: str) -> FileInfo:
     )
     close = CloseRequest(file_id=RELATED, flags=CloseFlags.SMB2_CLOSE_FLAG_POSTQUERY_ATTRIB)
     _, c = await _chain(tree, [create, close])
-    body = CloseResponse.decode(c.msg)
+    body = c.decode(CloseResponse)
     return FileInfo.from_times(
         body.creation_time, body.last_access_time, body.last_write_time, body.change_time,
         body.end_of_file, body.allocation_size, body.file_attributes,
@@ -218,7 +219,8 @@ def _stat_query(file_id: FileId = RELATED) -> QueryInfoRequest:
 def _info_of(r: Response | SMBError, path: str) -> FileInfo:
     if isinstance(r, SMBError):
         raise r
-    info = FileInfo.from_all_information(QueryInfoResponse.decode(r.msg).output)
+    with r.guard():
+        info = FileInfo.from_all_information(r.decode(QueryInfoResponse).output)
     info.name = path.rsplit("\\", 1)[-1]
     return info
 

@@ -182,3 +182,38 @@ async def test_query_info_as_decodes_and_guards(samba: Any, fault_proxy: Any) ->
         with trio.fail_after(10), pytest.raises(ConnectionLostError):
             await statfs(tree, name)
         assert hook_state["hits"] == 1 and not s.connection.alive
+
+
+async def test_malformed_member_of_a_compound_stat(samba: Any, fault_proxy: Any) -> None:
+    """Tree.stat's create+query+close compound, with the QUERY_INFO member's
+    OutputBufferLength cut below FileAllInformation's fixed part."""
+    proxy = fault_proxy(samba.host, samba.port)
+    state = {"armed": False, "hits": 0}
+
+    def hook(direction: str, frame: bytes) -> bytes | None:
+        if direction != "s2c" or not state["armed"] or frame[:4] != b"\xfeSMB":
+            return frame
+        b = bytearray(frame)
+        at = 0
+        while True:
+            if int.from_bytes(b[at + 12:at + 14], "little") == Command.SMB2_QUERY_INFO:
+                _le32(b, at + HDR + 4, 10)
+                state["hits"] += 1
+                state["armed"] = False
+                return bytes(b)
+            nxt = int.from_bytes(b[at + 20:at + 24], "little")
+            if not nxt:
+                return frame
+            at += nxt
+
+    proxy.set_frame_hook(hook)
+    name = unique("malformed")
+    async with open_session(config_for(samba, port=proxy.port)) as s:
+        tree = await Tree.connect(s, samba.shares.rw)
+        f = await tree.create(name, disposition=CreateDisposition.FILE_OVERWRITE_IF)
+        await f.close()
+        assert (await tree.stat(name)).size == 0
+        state["armed"] = True
+        with trio.fail_after(10), pytest.raises(ConnectionLostError):
+            await tree.stat(name)
+        assert state["hits"] == 1 and not s.connection.alive
