@@ -76,6 +76,7 @@ _STATUS_PENDING: Final = int(NTStatus.STATUS_PENDING)
 _SIGNED: Final = int(HeaderFlags.SMB2_FLAGS_SIGNED)
 _RELATED: Final = int(HeaderFlags.SMB2_FLAGS_RELATED_OPERATIONS)
 _ASYNC: Final = int(HeaderFlags.SMB2_FLAGS_ASYNC_COMMAND)
+_MIN_NEGOTIATED_SIZE: Final = 65536
 
 # Cipher preference for 3.1.1: AES-128-GCM first. GCM costs ~10x less than
 # CCM per byte here; AES-128 and AES-256 GCM both run at memory speed with
@@ -361,6 +362,16 @@ class Connection:
             self.close()
             raise NegotiateError(f"server chose dialect 0x{body.dialect_revision:04x}, "
                                  f"not one of those offered")
+        small = min(body.max_transact_size, body.max_read_size, body.max_write_size)
+        if small < _MIN_NEGOTIATED_SIZE:
+            # [MS-SMB2] 3.2.5.2: the client SHOULD disconnect. Sizes are cut
+            # to these maxima, so a tiny (or zero) one would turn one read
+            # into millions of requests.
+            self.close()
+            raise NegotiateError(
+                f"server limits MaxTransactSize/MaxReadSize/MaxWriteSize to "
+                f"{body.max_transact_size}/{body.max_read_size}/{body.max_write_size}, "
+                f"below {_MIN_NEGOTIATED_SIZE}")
         preauth: PreauthHash | None = None
         cipher: Cipher | None = None
         signing_id: SigningAlgorithm | None = None

@@ -105,3 +105,25 @@ async def test_validate_negotiate_only_for_30x(
     assert len(ioctls) == (1 if dialect == Dialect.SMB3_0 else 0)
     if ioctls:
         assert int.from_bytes(ioctls[0][16:20], "little") & 0x8  # signed
+
+
+@pytest.mark.parametrize("field", [28, 32, 36], ids=["transact", "read", "write"])
+async def test_tiny_negotiated_sizes_are_refused(
+    samba: Any, fault_proxy: Any, field: int
+) -> None:
+    """[MS-SMB2] 3.2.5.2: MaxTransactSize/MaxReadSize/MaxWriteSize below
+    64 KiB (here 0) end the connection instead of turning every read into
+    a flood of 1-byte requests."""
+    proxy = fault_proxy(samba.host, samba.port)
+
+    def hook(direction: str, frame: bytes) -> bytes | None:
+        if direction == "s2c" and frame[:4] == b"\xfeSMB" and frame[12:14] == b"\x00\x00":
+            b = bytearray(frame)
+            b[64 + field:64 + field + 4] = bytes(4)
+            return bytes(b)
+        return frame
+
+    proxy.set_frame_hook(hook)
+    with trio.fail_after(10), pytest.raises(NegotiateError, match="below 65536"):
+        async with open_session(config_for(samba, port=proxy.port)):
+            pass
