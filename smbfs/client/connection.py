@@ -606,6 +606,11 @@ class Connection:
             flags |= _ASYNC
             header.async_id = p.async_id
         sec = self.security.get(p.session_id)
+        if p.encrypted and (sec is None or sec.encryptor is None or sec.nonces is None):
+            # The session's keys are gone (logged off): a CANCEL for a sealed
+            # request must not go out in the clear; its answer, if any, is
+            # still consumed.
+            return
         sign = (sec is not None and sec.signer is not None and sec.signing_required
                 and not p.encrypted)
         if sign:
@@ -619,7 +624,8 @@ class Connection:
             msg = bytearray(frame[0])
             sec.signer.sign(msg)
             frame = [msg]
-        if p.encrypted and sec is not None and sec.encryptor is not None and sec.nonces:
+        if p.encrypted:
+            assert sec is not None and sec.encryptor is not None and sec.nonces is not None
             frame = sec.encryptor.encrypt(frame, p.session_id, sec.nonces())  # type: ignore[assignment]
         with trio.CancelScope(shield=True), trio.move_on_after(self.config.request_timeout):
             try:

@@ -665,3 +665,15 @@ async def test_encrypted_session_never_sends_plaintext() -> None:
         assert conn._pending[mid].encrypted
         _deliver(conn, _echo_with_credits(1, message_id=mid))  # plaintext answer
     assert isinstance(result[0], ConnectionLostError) and not conn.alive
+
+
+async def test_cancel_of_a_sealed_request_is_sealed_or_not_sent() -> None:
+    conn, p = _connection(encrypted=True)
+    transport = _CapturingTransport()
+    conn.transport = transport  # type: ignore[assignment]
+    await conn._send_cancel(p)
+    assert len(transport.frames) == 1 and transport.frames[0][:4] == b"\xfdSMB"
+    del conn.security[SESSION_ID]  # logged off meanwhile: no key any more
+    await conn._send_cancel(p)
+    assert len(transport.frames) == 1  # never a plaintext CANCEL
+    assert p.cancelled and conn._pending[5] is p  # its answer is still consumed
