@@ -730,6 +730,11 @@ class Connection:
             if p.scope is not None:
                 p.scope.deadline = math.inf
             return
+        if hdr.is_async and p.async_id is not None and hdr.async_id != p.async_id:
+            # [MS-SMB2] 3.2.5.1.5: the final answer to an async request
+            # carries the AsyncId its interim response gave.
+            raise ProtocolViolation(f"final response with AsyncId {hdr.async_id:#x}, "
+                                    f"the interim gave {p.async_id:#x}")
         del self._pending[hdr.message_id]
         if p.cancelled:
             log.debug("discarding response to cancelled MessageId %d (status 0x%08X)",

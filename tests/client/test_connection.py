@@ -677,3 +677,11 @@ async def test_cancel_of_a_sealed_request_is_sealed_or_not_sent() -> None:
     await conn._send_cancel(p)
     assert len(transport.frames) == 1  # never a plaintext CANCEL
     assert p.cancelled and conn._pending[5] is p  # its answer is still consumed
+
+
+def test_final_response_with_another_async_id_drops() -> None:
+    conn, p = _connection()
+    _deliver(conn, _response(0x103, async_id=0xABCDEF, body=ERROR_BODY))
+    assert conn.alive and p.async_id == 0xABCDEF
+    _deliver(conn, _response(0, async_id=0x1234, body=b"\x04\x00\x00\x00"))
+    assert not conn.alive and p.response is None
