@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import time
 from dataclasses import dataclass, field
 
 import pyfuse3
@@ -80,6 +81,17 @@ class Node:
     unlinked: bool = False
     # The table's epoch at our last change of this node (write, setattr...).
     changed: int = 0
+    # A directory's complete set of names (casefolded), known because our
+    # own mkdir made it, kept current by our own changes; trusted until
+    # ``listed_until`` (trio clock) to answer lookups of other names ENOENT.
+    # Not from readdir: a listing taken by any program (a scanner of /tmp)
+    # would then hide names other clients create just after it, which a
+    # lookup without it finds at once.
+    listing: set[str] | None = None
+    listed_until: float = 0.0
+    # (size, write_ns, change_ns) of the server's copy that the kernel's
+    # cached pages of this file show; None: unknown, drop them at open.
+    page_sig: tuple[int, int | None, int | None] | None = None
 
 
 class InodeTable:
@@ -210,6 +222,48 @@ class InodeTable:
         self.epoch += 1
         node.changed = self.epoch
         node.expires = 0.0
+        node.listing = None
+
+    def touched(self, node: Node) -> None:
+        """We changed an entry of directory ``node`` (create, unlink,
+        rename...): its times moved on the server, nothing else that a
+        directory shows can have. Keep its cached attributes (the kernel
+        asks for them before every create, for the permission check) with
+        the times set to now, instead of a round trip to learn them; an
+        answer to a request sent before the change is still not cached."""
+        self.epoch += 1
+        node.changed = self.epoch
+        if node.info is not None and node.expires > 0.0:
+            now = time.time_ns()
+            node.info.write_ns = node.info.change_ns = now
+
+    # --------------------------------------------- negative entries
+
+    def set_listing(self, node: Node, names: set[str], since: int | None = None) -> None:
+        """``names`` (casefolded) is everything ``node`` holds, as asked
+        after :meth:`stamp` ``since``; not kept if we changed the directory
+        meanwhile."""
+        if self.actimeo <= 0 or (since is not None and node.changed > since):
+            return
+        node.listing = names
+        node.listed_until = trio.current_time() + self.actimeo
+
+    def known_absent(self, node: Node, name: str) -> bool:
+        """Does a complete, fresh listing of ``node`` say ``name`` is not there?"""
+        listing = node.listing
+        return listing is not None and name.casefold() not in listing \
+            and trio.current_time() < node.listed_until
+
+    def listed(self, path: str) -> None:
+        """We made ``path``: add it to its directory's listing."""
+        d = self.by_path(parent_of(path))
+        if d is not None and d.listing is not None:
+            d.listing.add(path.rsplit("\\", 1)[-1].casefold())
+
+    def unlisted(self, path: str) -> None:
+        d = self.by_path(parent_of(path))
+        if d is not None and d.listing is not None:
+            d.listing.discard(path.rsplit("\\", 1)[-1].casefold())
 
     def invalidate_path(self, path: str) -> None:
         node = self.by_path(path)
@@ -221,6 +275,7 @@ class InodeTable:
         for node in self._by_ino.values():
             node.changed = self.epoch
             node.expires = 0.0
+            node.listing = None
 
     # ------------------------------------------------------ name changes
 
@@ -233,6 +288,7 @@ class InodeTable:
 
     def removed(self, path: str) -> None:
         """``path`` no longer names anything (unlink/rmdir)."""
+        self.unlisted(path)
         ino = self._by_path.get(_key(path))
         if ino is None:
             return
@@ -248,6 +304,8 @@ class InodeTable:
     def moved(self, old: str, new: str) -> None:
         """``old`` was renamed to ``new``: re-point the node and, for a
         directory, every node below it."""
+        self.unlisted(old)
+        self.listed(new)
         target = self._by_path.get(_key(new))
         moving = self._by_path.get(_key(old))
         if target is not None and target != moving:

@@ -360,6 +360,12 @@ class SmbOperations(pyfuse3.Operations):
         node = self.inodes.by_path(path)
         if node is not None and self.inodes.fresh_info(node) is not None:
             return self._entry(node)
+        if self.inodes.known_absent(parent, n):
+            # Not in a directory we made less than actimeo ago, whose names
+            # our own changes keep current: the kernel's lookup before every
+            # create there costs no round trip (docs/filesystem.md,
+            # negative entries).
+            raise pyfuse3.FUSEError(errno.ENOENT)
         try:
             node = await self._stat_path(path)
         except SMBError as e:
@@ -523,12 +529,18 @@ class SmbOperations(pyfuse3.Operations):
         check_name(n)
         self._check_writable()
         path = join(parent.path, n)
-        info = await self.tree.mkdir(path)
+        try:
+            info = await self.tree.mkdir(path)
+        except BaseException:
+            parent.listing = None  # e.g. it existed after all
+            raise
+        self.inodes.listed(path)
+        self.inodes.touched(parent)
         if self.inodes.serverino:
             node = await self._stat_path(path)
         else:
             node = self.inodes.remember(path, info)
-        self.inodes.invalidate(parent)
+        self.inodes.set_listing(node, set())  # new, hence empty
         return self._entry(node)
 
     @_fuse_op
@@ -540,7 +552,7 @@ class SmbOperations(pyfuse3.Operations):
         path = join(parent.path, n)
         await self.tree.rmdir(path)
         self.inodes.removed(path)
-        self.inodes.invalidate(parent)
+        self.inodes.touched(parent)
 
     # ------------------------------------------------------------------ files
 
@@ -604,10 +616,16 @@ class SmbOperations(pyfuse3.Operations):
         else:
             disposition = CreateDisposition.FILE_OPEN_IF
         access, _ = self._access_for(flags)
-        op = await self.tree.create(path, desired_access=access | _A.FILE_WRITE_ATTRIBUTES,
-                                    disposition=disposition, query_on_disk_id=True,
-                                    lease=False, durable=False,
-                                    options=CreateOptions.FILE_NON_DIRECTORY_FILE)
+        try:
+            op = await self.tree.create(path, desired_access=access | _A.FILE_WRITE_ATTRIBUTES,
+                                        disposition=disposition, query_on_disk_id=True,
+                                        lease=False, durable=False,
+                                        options=CreateOptions.FILE_NON_DIRECTORY_FILE)
+        except BaseException:
+            parent.listing = None  # e.g. another client made the name
+            raise
+        self.inodes.listed(path)
+        self.inodes.touched(parent)
         info = op.info
         if not info.file_id and self.inodes.serverino:
             try:
@@ -618,7 +636,6 @@ class SmbOperations(pyfuse3.Operations):
                 raise
         node = self.inodes.remember(path, info)
         node.server_id = info.file_id
-        self.inodes.invalidate(parent)
         fi = self._register(node, op, True)
         return fi, self._entry(node)
 
@@ -729,7 +746,7 @@ class SmbOperations(pyfuse3.Operations):
         else:
             await self._delete(path, directory=False)
             self.inodes.removed(path)
-        self.inodes.invalidate(parent)
+        self.inodes.touched(parent)
 
     @_fuse_op
     async def rename(self, parent_inode_old: int, name_old: bytes, parent_inode_new: int,
@@ -757,8 +774,8 @@ class SmbOperations(pyfuse3.Operations):
             await self._rename_with_opens_below(old, new, replace, below)
         else:
             self.inodes.moved(old, new)
-        self.inodes.invalidate(old_parent)
-        self.inodes.invalidate(new_parent)
+        self.inodes.touched(old_parent)
+        self.inodes.touched(new_parent)
 
     def _opens_below(self, path: str) -> list[_Gated]:
         prefix = path.casefold() + "\\"
@@ -840,10 +857,11 @@ class SmbOperations(pyfuse3.Operations):
                 lease=False, durable=False) as op:
             info = FileLinkInformation(path, replace_if_exists=False)
             await op.set_info(FileInformationClass.FileLinkInformation, info.encode())
+        self.inodes.listed(path)
+        self.inodes.touched(parent)
         new_node = await self._stat_path(path)
         if new_node is not node:
             self.inodes.invalidate(node)
-        self.inodes.invalidate(parent)
         return self._entry(new_node)
 
     @_fuse_op

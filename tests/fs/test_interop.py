@@ -247,3 +247,24 @@ def test_sizes_stay_right_while_listed(work: WorkDir) -> None:
         stop.set()
         for t in threads:
             t.join(timeout=30)
+
+
+def test_name_made_by_smbclient_in_our_new_directory(samba: PrivateSamba, work: WorkDir,
+                                              tmp_path: Path) -> None:
+    """A directory we made is known complete for actimeo only: a file
+    smbclient creates in it is found after that."""
+    d = work.path / "made"
+    d.mkdir()
+    (d / "mine").write_bytes(b"1")
+    assert os.listdir(d) == ["mine"]
+    assert not (d / "theirs").exists()
+    local = tmp_path / "theirs"
+    local.write_bytes(b"from smbclient")
+    r = samba.smbclient(samba.shares.rw, f'put "{local}" "{work.name}/made/theirs"')
+    assert r.returncode == 0, r.stdout + r.stderr
+    _wait_for(lambda: (d / "theirs").exists(), timeout=5.0)
+    assert (d / "theirs").read_bytes() == b"from smbclient"
+    # And one it deletes is gone after actimeo too.
+    r = samba.smbclient(samba.shares.rw, f'del "{work.name}/made/theirs"')
+    assert r.returncode == 0, r.stdout + r.stderr
+    _wait_for(lambda: not (d / "theirs").exists(), timeout=5.0)

@@ -140,3 +140,42 @@ async def test_setattr_is_one_round_trip(ops: SmbOperations, samba: PrivateSamba
         assert ops.tree.round_trips == before
     finally:
         (samba.share_path(samba.shares.rw) / name).unlink()
+
+
+async def test_create_in_known_directory(ops: SmbOperations, samba: PrivateSamba) -> None:
+    """In a directory we made (or listed), the lookup before a create and the
+    parent's getattr after it cost no round trip; our own creates and
+    unlinks are seen at once."""
+    name = f"neg-{os.getpid()}"
+    server = samba.share_path(samba.shares.rw) / name
+    d = await ops.mkdir(pyfuse3.ROOT_INODE, name.encode(), 0o755, None)  # type: ignore
+    try:
+        await ops.getattr(d.st_ino, None)
+        before = ops.tree.round_trips
+        with pytest.raises(pyfuse3.FUSEError) as e:
+            await ops.lookup(d.st_ino, b"f1", None)  # type: ignore[arg-type]
+        assert e.value.errno == 2
+        fi, attr = await ops.create(d.st_ino, b"f1", 0o644, os.O_WRONLY | os.O_CREAT | os.O_EXCL,
+                                    None)  # type: ignore[arg-type]
+        dattr = await ops.getattr(d.st_ino, None)
+        assert ops.tree.round_trips == before + 1  # the CREATE only
+        assert dattr.st_mtime_ns >= d.st_mtime_ns
+        await ops.release(fi.fh)
+        # Seen at once, case-insensitively, as the server would.
+        assert (await ops.lookup(d.st_ino, b"F1", None)).st_ino == attr.st_ino  # type: ignore
+        await ops.unlink(d.st_ino, b"f1", None)  # type: ignore[arg-type]
+        before = ops.tree.round_trips
+        with pytest.raises(pyfuse3.FUSEError):
+            await ops.lookup(d.st_ino, b"f1", None)  # type: ignore[arg-type]
+        assert ops.tree.round_trips == before
+        # Made by someone else: not known without asking once the listing
+        # is older than actimeo.
+        (server / "other").write_bytes(b"x")
+        with pytest.raises(pyfuse3.FUSEError):
+            await ops.lookup(d.st_ino, b"other", None)  # type: ignore[arg-type]
+        ops.inodes.get(d.st_ino).listed_until = 0.0  # as if actimeo had passed
+        assert (await ops.lookup(d.st_ino, b"other", None)).st_size == 1  # type: ignore
+    finally:
+        for f in server.iterdir():
+            f.unlink()
+        server.rmdir()
