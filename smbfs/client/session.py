@@ -349,7 +349,9 @@ class Session:
                 raise AuthenticationError(
                     NTStatus.STATUS_LOGON_FAILURE, Command.SMB2_SESSION_SETUP,
                     "Kerberos mutual authentication did not complete")
-            if not reauth:
+            if reauth:
+                self._check_reauth_response(resp, sec)
+            else:
                 self._finish_setup(ctx, resp, body, session_id, preauth)
             self._generation += 1
             log.info("session %#x %sauthenticated (%s%s%s)", session_id,
@@ -359,6 +361,24 @@ class Session:
             return
         raise AuthenticationError(NTStatus.STATUS_LOGON_FAILURE, Command.SMB2_SESSION_SETUP,
                                   "too many SESSION_SETUP legs")
+
+    def _check_reauth_response(self, resp: Response, sec: SessionSecurity | None) -> None:
+        """The receiver lets SESSION_SETUP responses through unverified (on a
+        first logon there is no key yet); on re-authentication the session's
+        keys exist and are kept ([MS-SMB2] 3.2.5.3.1), so a final response
+        that could be forged must verify like any other, or the connection
+        is dropped. An encrypted one was already authenticated by the AEAD."""
+        if sec is None or sec.signer is None or sec.encrypt_data:
+            return
+        conn = self.connection
+        if not resp.header.flags & _SIGNED:
+            if sec.signing_required or self.dialect == Dialect.SMB3_1_1:
+                conn.handle_protocol_error("re-authentication response is not signed")
+                raise ConnectionLostError("re-authentication response is not signed")
+            return
+        if not sec.signer.verify(resp.msg):
+            conn.handle_protocol_error("bad signature on the re-authentication response")
+            raise ConnectionLostError("bad signature on the re-authentication response")
 
     def _finish_setup(self, ctx: Any, resp: Response, body: SessionSetupResponse,
                       session_id: int, preauth: PreauthHash | None) -> None:

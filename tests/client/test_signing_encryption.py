@@ -137,6 +137,15 @@ class Tamper:
         return bytes(b)
 
 
+class FinalResponseTamper(Tamper):
+    """Like Tamper, but skips interim legs: only a STATUS_SUCCESS answer."""
+
+    def __call__(self, direction: str, frame: bytes) -> bytes | None:
+        if frame[:4] == b"\xfeSMB" and int.from_bytes(frame[8:12], "little") != 0:
+            return frame
+        return super().__call__(direction, frame)
+
+
 def flip_signature(b: bytearray) -> None:
     b[50] ^= 0x01
 
@@ -217,3 +226,27 @@ async def test_largest_messages(samba: Any, opts: dict[str, Any]) -> None:
         tree = await tree_connect(s, samba.shares.rw)
         data = pattern(size, seed=11)
         assert await write_read_close(s, tree, "largest.bin", data) == data
+
+
+@pytest.mark.parametrize("mutate", [flip_signature, strip_signature],
+                         ids=["signature", "unsigned"])
+@pytest.mark.parametrize("dialect", [Dialect.SMB3_0, Dialect.SMB3_1_1],
+                         ids=lambda d: d.name)
+async def test_tampered_reauthentication_response_drops_connection(
+    samba_signing: Any, fault_proxy: Any, mutate: Mutator, dialect: Dialect
+) -> None:
+    # The keys of a re-authenticated session are the old ones, so a forged
+    # "success" to the re-authentication must not be believed.
+    proxy = fault_proxy(samba_signing.host, samba_signing.port)
+    tamper = FinalResponseTamper(Command.SMB2_SESSION_SETUP, mutate)
+    proxy.set_frame_hook(tamper)
+    cfg = config_for(samba_signing, port=proxy.port, max_dialect=dialect)
+    async with open_session(cfg) as s:
+        tree = await tree_connect(s, samba_signing.shares.rw)
+        tamper.armed = True
+        with trio.fail_after(10), pytest.raises(ConnectionLostError):
+            await s.reauthenticate()
+        assert tamper.done.is_set()
+        assert not s.connection.alive
+        with trio.fail_after(5), pytest.raises(ConnectionLostError):
+            await write_read_close(s, tree, "after.bin", b"x")
