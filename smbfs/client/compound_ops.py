@@ -28,7 +28,9 @@ from smbfs.proto.create import (
     CreateDisposition,
     CreateOptions,
     CreateRequest,
+    CreateResponse,
     OplockLevel,
+    ShareAccess,
 )
 from smbfs.proto.create_contexts import (
     AnyCreateContext,
@@ -278,3 +280,36 @@ def basic_info(*, access_ns: int | None = None, write_ns: int | None = None,
 def end_of_file_info(size: int) -> tuple[int, bytes]:
     return (FileInformationClass.FileEndOfFileInformation,
             FileEndOfFileInformation(size).encode())
+
+
+async def probe_no_writers(tree: Tree, path: str) -> FileInfo | None:
+    """CREATE(read data, sharing read and delete but not write) + CLOSE: the
+    attributes of ``path`` at an instant when no open anywhere has write
+    access to it, or None when one has (STATUS_SHARING_VIOLATION,
+    [MS-FSA] 2.1.5.1.2 share access check; an attributes-only open would
+    skip that check, hence FILE_READ_DATA).
+
+    Why: a server may hold back the write time of a file written through a
+    handle still open (Samba reports the old one until that close), so
+    times alone cannot prove a file unchanged; with no writer open, every
+    write has been closed and its close has set the time."""
+    path = _normalize(path)
+    create = CreateRequest(
+        name=path, desired_access=AccessMask.FILE_READ_DATA | AccessMask.FILE_READ_ATTRIBUTES
+        | AccessMask.SYNCHRONIZE,
+        share_access=ShareAccess.FILE_SHARE_READ | ShareAccess.FILE_SHARE_DELETE,
+        create_disposition=CreateDisposition.FILE_OPEN,
+        create_options=CreateOptions.FILE_NON_DIRECTORY_FILE,
+    )
+    results = await tree.compound([create, CloseRequest(file_id=RELATED)], related=True)
+    r = results[0]
+    if isinstance(r, SMBError):
+        if r.status == NTStatus.STATUS_SHARING_VIOLATION:
+            return None
+        raise r
+    body = CreateResponse.decode(r.msg)
+    return FileInfo.from_times(
+        body.creation_time, body.last_access_time, body.last_write_time, body.change_time,
+        body.end_of_file, body.allocation_size, body.file_attributes,
+        name=path.rsplit("\\", 1)[-1],
+    )

@@ -91,6 +91,10 @@ def _fuse_op(fn: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, Coroutine[A
     return wrapper
 
 
+def _page_sig(info: FileInfo) -> tuple[int, int | None, int | None]:
+    return info.size, info.write_ns, info.change_ns
+
+
 def _decode_name(name: bytes) -> str:
     try:
         return os.fsdecode(name).encode("utf-8", "strict").decode("utf-8")
@@ -564,7 +568,33 @@ class SmbOperations(pyfuse3.Operations):
         # to a shared writable mmap.
         return READ_WRITE, True
 
-    def _register(self, node: Node, op: Open, writable: bool) -> pyfuse3.FileInfo:
+    async def _keep_pages(self, node: Node, info: FileInfo) -> bool:
+        """May the kernel keep the file's cached pages at this open?
+
+        ``cache=loose``: yes (cifs.ko's loose mode; FUSE's auto_inval_data
+        still drops them when a getattr shows a new mtime or size).
+        ``cache=strict``: only when the server's copy provably did not
+        change since the pages were cached: its size, write and change
+        times equal those recorded when the pages were last known to match
+        (an open, then a close that found them unchanged), NFS's
+        close-to-open rule, read at an instant when nobody holds the file
+        open for writing (Samba holds back the write time of a writer that
+        has not closed yet: :func:`compound_ops.probe_no_writers`, one more
+        round trip, only when the times match). docs/filesystem.md has the
+        reasoning and its limits."""
+        sig = _page_sig(info)
+        keep = False
+        if self.options.cache == "loose":
+            keep = True
+        elif self.options.cache == "strict" and node.page_sig == sig \
+                and self._handle_of(node, writable=True) is None:
+            probed = await compound_ops.probe_no_writers(self.tree, node.path)
+            keep = probed is not None and _page_sig(probed) == sig
+        node.page_sig = sig
+        return keep
+
+    def _register(self, node: Node, op: Open, writable: bool,
+                  keep_cache: bool = False) -> pyfuse3.FileInfo:
         rsize, wsize = self.options.rsize, self.options.wsize
         if rsize:
             op.max_read = max(1, min(op.max_read, rsize))
@@ -576,7 +606,7 @@ class SmbOperations(pyfuse3.Operations):
         self._node_handles.setdefault(node, []).append(h)
         self.inodes.opened(node)
         fi = pyfuse3.FileInfo(fh=fh)
-        fi.keep_cache = False
+        fi.keep_cache = keep_cache
         fi.direct_io = self.options.cache == "none"
         return fi
 
@@ -594,11 +624,15 @@ class SmbOperations(pyfuse3.Operations):
             if flags & os.O_TRUNC and writable:
                 await op.truncate(0)
                 self.inodes.invalidate(node)
+                node.page_sig = None
+                keep = False
+            else:
+                keep = await self._keep_pages(node, op.info)
         except BaseException:
             with trio.CancelScope(shield=True):
                 await op.close(post_query=False)
             raise
-        return self._register(node, op, writable)
+        return self._register(node, op, writable, keep)
 
     @_fuse_op
     async def create(self, parent_inode: int, name: bytes, mode: int, flags: int,
@@ -636,6 +670,7 @@ class SmbOperations(pyfuse3.Operations):
                 raise
         node = self.inodes.remember(path, info)
         node.server_id = info.file_id
+        node.page_sig = _page_sig(op.info)  # the pages are dropped at this open
         fi = self._register(node, op, True)
         return fi, self._entry(node)
 
@@ -687,6 +722,10 @@ class SmbOperations(pyfuse3.Operations):
             since = self.inodes.stamp()
             async with h.using() as op:
                 info = await op.close()
+            if info is None or _page_sig(info) != h.node.page_sig:
+                # Changed while open (by us or anyone): the pages may not
+                # match what the server holds.
+                h.node.page_sig = None
             if info is not None and h.node.info is not None and not h.node.is_dir:
                 info.file_id = h.node.server_id
                 info.nlink = h.node.info.nlink

@@ -268,3 +268,55 @@ def test_name_made_by_smbclient_in_our_new_directory(samba: PrivateSamba, work: 
     r = samba.smbclient(samba.shares.rw, f'del "{work.name}/made/theirs"')
     assert r.returncode == 0, r.stdout + r.stderr
     _wait_for(lambda: not (d / "theirs").exists(), timeout=5.0)
+
+
+def test_reread_after_smbclient_rewrote_same_size(samba: PrivateSamba, work: WorkDir,
+                                                  tmp_path: Path) -> None:
+    """Pages kept across opens (cache=strict) never hide a change another
+    client made: same size, new content, new mtime."""
+    p = work.path / "same"
+    p.write_bytes(b"A" * 8192)
+    assert p.read_bytes() == b"A" * 8192
+    assert p.read_bytes() == b"A" * 8192  # this open may keep the pages
+    local = tmp_path / "same"
+    local.write_bytes(b"B" * 8192)
+    r = samba.smbclient(samba.shares.rw, f'put "{local}" "{work.name}/same"')
+    assert r.returncode == 0, r.stdout + r.stderr
+    # The open's fresh attributes show the change: no need to wait.
+    assert p.read_bytes() == b"B" * 8192
+    # Same size and times restored by hand (touch -r): the change time
+    # still moved.
+    st = p.stat()
+    local.write_bytes(b"C" * 8192)
+    r = samba.smbclient(samba.shares.rw, f'put "{local}" "{work.name}/same"')
+    assert r.returncode == 0, r.stdout + r.stderr
+    os.utime(work.server / "same", ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert p.read_bytes() == b"C" * 8192
+
+
+def test_reread_while_another_client_holds_it_open(samba: PrivateSamba, work: WorkDir) -> None:
+    """A writer that has not closed yet (the server may delay its write-time
+    update until the close) is still seen at our next open."""
+    import trio
+
+    from smbfs.client import ClientConfig, Tree, open_session
+
+    p = work.path / "held"
+    p.write_bytes(b"A" * 4096)
+    assert p.read_bytes() == b"A" * 4096
+    assert p.read_bytes() == b"A" * 4096
+    seen: list[bytes] = []
+
+    async def writer() -> None:
+        cfg = ClientConfig(host=samba.host, port=samba.port, username=samba.user.name,
+                           password=samba.user.password)
+        async with open_session(cfg) as session:
+            tree = await Tree.connect(session, samba.shares.rw)
+            async with await tree.create(f"{work.name}\\held", lease=False,
+                                         durable=False) as op:
+                await op.write(0, b"B" * 4096)
+                seen.append(await trio.to_thread.run_sync(p.read_bytes))
+            await tree.disconnect()
+
+    trio.run(writer)
+    assert seen == [b"B" * 4096]

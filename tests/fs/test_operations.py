@@ -179,3 +179,39 @@ async def test_create_in_known_directory(ops: SmbOperations, samba: PrivateSamba
         for f in server.iterdir():
             f.unlink()
         server.rmdir()
+
+
+async def test_keep_cache_only_when_provably_unchanged(ops: SmbOperations,
+                                                       samba: PrivateSamba) -> None:
+    """cache=strict: the pages are kept at an open only when the file is
+    unchanged since they were cached and nobody holds it open for writing."""
+    name = f"kc-{os.getpid()}"
+    server = samba.share_path(samba.shares.rw) / name
+    fi, attr = await ops.create(pyfuse3.ROOT_INODE, name.encode(), 0o644,
+                                os.O_WRONLY | os.O_CREAT, None)  # type: ignore[arg-type]
+    await ops.write(fi.fh, 0, b"A" * 100)
+    await ops.release(fi.fh)
+    try:
+        keeps = []
+        for _ in range(2):
+            fi = await ops.open(attr.st_ino, os.O_RDONLY, None)  # type: ignore[arg-type]
+            keeps.append(fi.keep_cache)
+            await ops.release(fi.fh)
+        assert keeps == [False, True]
+        # A writer of ours: no keeping while it is open, nor after it wrote.
+        w = await ops.open(attr.st_ino, os.O_WRONLY, None)  # type: ignore[arg-type]
+        r = await ops.open(attr.st_ino, os.O_RDONLY, None)  # type: ignore[arg-type]
+        assert not r.keep_cache
+        await ops.write(w.fh, 0, b"B")
+        await ops.release(w.fh)
+        await ops.release(r.fh)
+        fi = await ops.open(attr.st_ino, os.O_RDONLY, None)  # type: ignore[arg-type]
+        assert not fi.keep_cache
+        await ops.release(fi.fh)
+        # Changed on the server (same size): dropped.
+        server.write_bytes(b"C" * 100)
+        fi = await ops.open(attr.st_ino, os.O_RDONLY, None)  # type: ignore[arg-type]
+        assert not fi.keep_cache
+        await ops.release(fi.fh)
+    finally:
+        server.unlink()
