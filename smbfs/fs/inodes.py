@@ -92,6 +92,16 @@ class Node:
     # (size, write_ns, change_ns) of the server's copy that the kernel's
     # cached pages of this file show; None: unknown, drop them at open.
     page_sig: tuple[int, int | None, int | None] | None = None
+    # Lookup storms in a directory (stat of many names after a remount):
+    # misses counted since ``miss_since``; past a few, one listing answers
+    # the rest (``prefetch``: casefolded name -> attributes, trusted until
+    # ``prefetch_until``, asked at epoch ``prefetch_stamp``).
+    misses: int = 0
+    miss_since: float = 0.0
+    prefetch: dict[str, FileInfo] | None = None
+    prefetch_until: float = 0.0
+    prefetch_stamp: int = 0
+    prefetching: trio.Event | None = None
 
 
 class InodeTable:
@@ -223,6 +233,7 @@ class InodeTable:
         node.changed = self.epoch
         node.expires = 0.0
         node.listing = None
+        node.prefetch = None
 
     def touched(self, node: Node) -> None:
         """We changed an entry of directory ``node`` (create, unlink,
@@ -233,6 +244,7 @@ class InodeTable:
         answer to a request sent before the change is still not cached."""
         self.epoch += 1
         node.changed = self.epoch
+        node.prefetch = None  # names changed: the listing no longer says
         if node.info is not None and node.expires > 0.0:
             now = time.time_ns()
             node.info.write_ns = node.info.change_ns = now
@@ -276,6 +288,7 @@ class InodeTable:
             node.changed = self.epoch
             node.expires = 0.0
             node.listing = None
+            node.prefetch = None
 
     # ------------------------------------------------------ name changes
 

@@ -68,6 +68,9 @@ _READ_ACCESS = (_A.FILE_READ_DATA | _A.FILE_READ_ATTRIBUTES | _A.FILE_READ_EA
                 | _A.READ_CONTROL | _A.SYNCHRONIZE)
 _ATTR_ACCESS = _A.FILE_READ_ATTRIBUTES | _A.SYNCHRONIZE
 _BLKSIZE = 1024 * 1024
+# Lookup misses in one directory within actimeo before it is listed once to
+# answer the others (a listing costs about three round trips).
+PREFETCH_AFTER = 4
 _EA_OUT = 65536
 
 
@@ -370,6 +373,10 @@ class SmbOperations(pyfuse3.Operations):
             # create there costs no round trip (docs/filesystem.md,
             # negative entries).
             raise pyfuse3.FUSEError(errno.ENOENT)
+        if self.timeout > 0:
+            node = await self._from_prefetch(parent, n, path)
+            if node is not None:
+                return self._entry(node)
         try:
             node = await self._stat_path(path)
         except SMBError as e:
@@ -377,6 +384,57 @@ class SmbOperations(pyfuse3.Operations):
                 raise pyfuse3.FUSEError(errno.ENOENT) from None
             raise
         return self._entry(node)
+
+    async def _from_prefetch(self, parent: Node, name: str, path: str) -> Node | None:
+        """A lookup miss in ``parent``: after PREFETCH_AFTER misses within
+        actimeo, list the directory once and answer lookups from that
+        listing for actimeo (what rclone does for its fast stats; a
+        readdirplus does the same for ls -l). Only positive answers: a
+        name not listed is still asked for (another client may just have
+        made it)."""
+        now = trio.current_time()
+        if parent.prefetching is not None:
+            await parent.prefetching.wait()
+        elif parent.prefetch is None or now >= parent.prefetch_until:
+            parent.prefetch = None
+            if now - parent.miss_since > self.timeout:
+                parent.misses, parent.miss_since = 0, now
+            parent.misses += 1
+            if parent.misses < PREFETCH_AFTER:
+                return None
+            parent.misses = 0
+            await self._prefetch(parent)
+        listing = parent.prefetch
+        if listing is None or trio.current_time() >= parent.prefetch_until:
+            return None
+        info = listing.get(name.casefold())
+        if info is None:
+            return None
+        node = self.inodes.by_path(path)
+        if node is not None and node.changed > parent.prefetch_stamp:
+            return None  # we changed it after the listing was asked for
+        return self.inodes.remember(path, info, parent.prefetch_stamp)
+
+    async def _prefetch(self, parent: Node) -> None:
+        done = parent.prefetching = trio.Event()
+        since = self.inodes.stamp()
+        try:
+            async with await self.tree.create(
+                    parent.path, desired_access=_A.FILE_LIST_DIRECTORY | _ATTR_ACCESS,
+                    options=CreateOptions.FILE_DIRECTORY_FILE, lease=False,
+                    durable=False) as op:
+                entries = await op.list_directory()
+        except SMBError as e:
+            log.debug("listing %r for lookups: %s", parent.path, e)
+            return
+        finally:
+            parent.prefetching = None
+            done.set()
+        if parent.changed > since:
+            return  # we changed its names meanwhile
+        parent.prefetch = {e.name.casefold(): e for e in entries}
+        parent.prefetch_stamp = since
+        parent.prefetch_until = trio.current_time() + self.timeout
 
     @_fuse_op
     async def forget(self, inode_list: Sequence[tuple[int, int]]) -> None:

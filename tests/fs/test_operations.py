@@ -215,3 +215,28 @@ async def test_keep_cache_only_when_provably_unchanged(ops: SmbOperations,
         await ops.release(fi.fh)
     finally:
         server.unlink()
+
+
+async def test_lookup_storm_lists_once(ops: SmbOperations, samba: PrivateSamba) -> None:
+    """Many lookups in one directory (stat after a remount) cost one listing,
+    not a round trip each; a name another client adds is still found."""
+    name = f"storm-{os.getpid()}"
+    d = samba.share_path(samba.shares.rw) / name
+    d.mkdir()
+    try:
+        for i in range(60):
+            (d / f"f{i}").write_bytes(b"x" * i)
+        dattr = await ops.lookup(pyfuse3.ROOT_INODE, name.encode(), None)  # type: ignore
+        before = ops.tree.round_trips
+        for i in range(60):
+            got = await ops.lookup(dattr.st_ino, f"f{i}".encode(), None)  # type: ignore
+            assert got.st_size == i
+        assert ops.tree.round_trips - before < 12
+        (d / "late").write_bytes(b"late")
+        assert (await ops.lookup(dattr.st_ino, b"late", None)).st_size == 4  # type: ignore
+        with pytest.raises(pyfuse3.FUSEError):
+            await ops.lookup(dattr.st_ino, b"absent", None)  # type: ignore[arg-type]
+    finally:
+        for f in d.iterdir():
+            f.unlink()
+        d.rmdir()
