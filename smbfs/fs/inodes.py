@@ -82,7 +82,8 @@ class Node:
     # The table's epoch at our last change of this node (write, setattr...).
     changed: int = 0
     # A directory's complete set of names (casefolded), known because our
-    # own mkdir made it, kept current by our own changes; trusted until
+    # own mkdir made it (renewed by later listings of such a directory, see
+    # SmbOperations._prefetch), kept current by our own changes; trusted until
     # ``listed_until`` (trio clock) to answer lookups of other names ENOENT.
     # Not from readdir: a listing taken by any program (a scanner of /tmp)
     # would then hide names other clients create just after it, which a

@@ -377,6 +377,8 @@ class SmbOperations(pyfuse3.Operations):
             node = await self._from_prefetch(parent, n, path)
             if node is not None:
                 return self._entry(node)
+            if self.inodes.known_absent(parent, n):
+                raise pyfuse3.FUSEError(errno.ENOENT)
         try:
             node = await self._stat_path(path)
         except SMBError as e:
@@ -433,6 +435,11 @@ class SmbOperations(pyfuse3.Operations):
         if parent.changed > since:
             return  # we changed its names meanwhile
         parent.prefetch = {e.name.casefold(): e for e in entries}
+        if parent.listing is not None:
+            # A directory we made, whose names we knew: this listing renews
+            # that knowledge for actimeo (negative entries keep working in a
+            # long create storm, e.g. tar -x of a big directory).
+            self.inodes.set_listing(parent, set(parent.prefetch), since)
         parent.prefetch_stamp = since
         parent.prefetch_until = trio.current_time() + self.timeout
 

@@ -240,3 +240,29 @@ async def test_lookup_storm_lists_once(ops: SmbOperations, samba: PrivateSamba) 
         for f in d.iterdir():
             f.unlink()
         d.rmdir()
+
+
+async def test_known_directory_renewed_by_listing(ops: SmbOperations,
+                                                  samba: PrivateSamba) -> None:
+    """Once a directory we made is older than actimeo, a few lookup misses
+    list it, and absent names are answered locally again."""
+    name = f"renew-{os.getpid()}"
+    server = samba.share_path(samba.shares.rw) / name
+    d = await ops.mkdir(pyfuse3.ROOT_INODE, name.encode(), 0o755, None)  # type: ignore
+    try:
+        node = ops.inodes.get(d.st_ino)
+        node.listed_until = 0.0  # as if actimeo had passed
+        (server / "other").write_bytes(b"x")
+        for i in range(4):
+            with pytest.raises(pyfuse3.FUSEError):
+                await ops.lookup(d.st_ino, f"n{i}".encode(), None)  # type: ignore[arg-type]
+        assert node.listing == {"other"}
+        before = ops.tree.round_trips
+        with pytest.raises(pyfuse3.FUSEError):
+            await ops.lookup(d.st_ino, b"n9", None)  # type: ignore[arg-type]
+        assert (await ops.lookup(d.st_ino, b"OTHER", None)).st_size == 1  # type: ignore
+        assert ops.tree.round_trips == before
+    finally:
+        for f in server.iterdir():
+            f.unlink()
+        server.rmdir()
