@@ -180,7 +180,9 @@ def test_sigterm_unmounts_and_logs_off(samba: PrivateSamba, mount_factory: Mount
 def test_readahead_raised(mounted: Mount) -> None:
     dev = os.stat(mounted.path).st_dev
     ra = Path(f"/sys/class/bdi/{os.major(dev)}:{os.minor(dev)}/read_ahead_kb")
-    assert ra.read_text().strip() == "4096"
+    from smbfs.fs.mount import READ_AHEAD_KB
+
+    assert ra.read_text().strip() == str(READ_AHEAD_KB)
 
 
 def test_xattrs_without_ea_support(fresh_samba: Callable[..., PrivateSamba]) -> None:
