@@ -7,12 +7,15 @@ leaves as a FUSEError with the errno of the one NTSTATUS table
 anything else would end the main loop.
 
 Caching (see docs/filesystem.md): attributes and directory entries are
-trusted for ``actimeo`` seconds (the kernel is told the same timeouts), data
-is never kept across opens (``keep_cache=False``) and writes go straight to
-the server (no writeback cache): there is no lease-driven cache yet, so
-opens ask for no lease (and hence no durable handle). A lease would buy
-nothing without a cache, and the engine's lease keys follow paths, which a
-rename of an open file (our unlink of open files) would leave stale.
+trusted for ``actimeo`` seconds (the kernel is told the same timeouts); our
+own name changes keep the parent's attributes and, in directories we made,
+answer lookups of absent names; lookup storms list the directory once.
+File pages are kept across opens with ``cache=loose``, and with
+``cache=strict`` only when provably unchanged (:meth:`SmbOperations._keep_pages`).
+Writes go straight to the server (no writeback cache). There is no
+lease-driven cache yet, so opens ask for no lease (and hence no durable
+handle): the engine's lease keys follow paths, which a rename of an open
+file (our unlink of open files) would leave stale.
 """
 
 from __future__ import annotations
