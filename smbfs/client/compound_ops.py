@@ -313,3 +313,22 @@ async def probe_no_writers(tree: Tree, path: str) -> FileInfo | None:
         body.end_of_file, body.allocation_size, body.file_attributes,
         name=path.rsplit("\\", 1)[-1],
     )
+
+
+async def mkdir_stat(tree: Tree, path: str) -> FileInfo:
+    """CREATE(FILE_CREATE, directory) + QUERY_INFO(FileAllInformation) +
+    CLOSE: a new directory and its attributes with the file id (which the
+    CLOSE post-query of :func:`mkdir` lacks), in one round trip."""
+    path = _normalize(path)
+    create = CreateRequest(
+        name=path, desired_access=AccessMask.FILE_READ_ATTRIBUTES | AccessMask.SYNCHRONIZE,
+        share_access=DEFAULT_SHARE, create_disposition=CreateDisposition.FILE_CREATE,
+        create_options=CreateOptions.FILE_DIRECTORY_FILE,
+    )
+    results = await tree.compound([create, _stat_query(), CloseRequest(file_id=RELATED)],
+                                  related=True,
+                                  ok_statuses=frozenset({NTStatus.STATUS_BUFFER_OVERFLOW}))
+    for r in results[:2]:
+        if isinstance(r, SMBError):
+            raise r
+    return _info_of(results[1], path)

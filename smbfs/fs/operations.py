@@ -601,17 +601,17 @@ class SmbOperations(pyfuse3.Operations):
         check_name(n)
         self._check_writable()
         path = join(parent.path, n)
+        since = self.inodes.stamp()
         try:
-            info = await self.tree.mkdir(path)
+            # With the query in the compound: the file id (our inode
+            # number) without a second round trip.
+            info = await compound_ops.mkdir_stat(self.tree, path)
         except BaseException:
             parent.listing = None  # e.g. it existed after all
             raise
         self.inodes.listed(path)
         self.inodes.touched(parent)
-        if self.inodes.serverino:
-            node = await self._stat_path(path)
-        else:
-            node = self.inodes.remember(path, info)
+        node = self.inodes.remember(path, info, since)
         self.inodes.set_listing(node, set())  # new, hence empty
         return self._entry(node)
 

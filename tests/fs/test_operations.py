@@ -248,7 +248,10 @@ async def test_known_directory_renewed_by_listing(ops: SmbOperations,
     list it, and absent names are answered locally again."""
     name = f"renew-{os.getpid()}"
     server = samba.share_path(samba.shares.rw) / name
+    before = ops.tree.round_trips
     d = await ops.mkdir(pyfuse3.ROOT_INODE, name.encode(), 0o755, None)  # type: ignore
+    assert ops.tree.round_trips == before + 1  # create+query+close
+    assert d.st_ino == server.stat().st_ino  # the server's file id
     try:
         node = ops.inodes.get(d.st_ino)
         node.listed_until = 0.0  # as if actimeo had passed
