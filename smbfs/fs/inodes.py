@@ -250,6 +250,16 @@ class InodeTable:
             now = time.time_ns()
             node.info.write_ns = node.info.change_ns = now
 
+    def content_changed(self, node: Node) -> None:
+        """We changed ``node``'s data or attributes: a listing of its
+        directory taken before must not describe it, even once the node
+        itself (and its ``changed`` epoch) has been forgotten."""
+        d = self.by_path(parent_of(node.path))
+        if d is not None:
+            self.epoch += 1
+            d.changed = self.epoch  # and not one still being taken
+            d.prefetch = None
+
     # --------------------------------------------- negative entries
 
     def set_listing(self, node: Node, names: set[str], since: int | None = None) -> None:

@@ -20,6 +20,7 @@ file (our unlink of open files) would leave stale.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import functools
 import logging
@@ -418,7 +419,9 @@ class SmbOperations(pyfuse3.Operations):
         node = self.inodes.by_path(path)
         if node is not None and node.changed > parent.prefetch_stamp:
             return None  # we changed it after the listing was asked for
-        return self.inodes.remember(path, info, parent.prefetch_stamp)
+        # A copy: the node's info is updated in place (write), the
+        # listing's entry must not follow it.
+        return self.inodes.remember(path, dataclasses.replace(info), parent.prefetch_stamp)
 
     async def _prefetch(self, parent: Node) -> None:
         done = parent.prefetching = trio.Event()
@@ -486,6 +489,7 @@ class SmbOperations(pyfuse3.Operations):
         # The change and the attributes it left go in one compound (a
         # refresh after it would cost a second round trip).
         self.inodes.invalidate(node)
+        self.inodes.content_changed(node)
         since = self.inodes.stamp()
         if handle is not None:
             async with handle.using() as op:
@@ -781,6 +785,8 @@ class SmbOperations(pyfuse3.Operations):
         h = self.handles.pop(fh, None)
         if h is None:
             return
+        if h.writable:
+            self.inodes.content_changed(h.node)
         hs = self._node_handles.get(h.node, [])
         if h in hs:
             hs.remove(h)

@@ -269,3 +269,32 @@ async def test_known_directory_renewed_by_listing(ops: SmbOperations,
         for f in server.iterdir():
             f.unlink()
         server.rmdir()
+
+
+async def test_lookup_storm_listing_forgets_our_writes(ops: SmbOperations,
+                                                       samba: PrivateSamba) -> None:
+    """A file we wrote after the directory was listed is not described by
+    that listing, even after the kernel forgot the file."""
+    name = f"stormw-{os.getpid()}"
+    d = samba.share_path(samba.shares.rw) / name
+    d.mkdir()
+    d.chmod(0o777)
+    try:
+        for i in range(6):
+            (d / f"f{i}").write_bytes(b"")
+            (d / f"f{i}").chmod(0o666)
+        dattr = await ops.lookup(pyfuse3.ROOT_INODE, name.encode(), None)  # type: ignore
+        for i in range(6):
+            await ops.lookup(dattr.st_ino, f"f{i}".encode(), None)  # type: ignore[arg-type]
+        assert ops.inodes.get(dattr.st_ino).prefetch is not None
+        f5 = await ops.lookup(dattr.st_ino, b"f5", None)  # type: ignore[arg-type]
+        fi = await ops.open(f5.st_ino, os.O_WRONLY, None)  # type: ignore[arg-type]
+        await ops.write(fi.fh, 0, b"12345")
+        await ops.release(fi.fh)
+        await ops.forget([(f5.st_ino, 2)])
+        assert ops.inodes.by_path(f"{name}\\f5") is None
+        assert (await ops.lookup(dattr.st_ino, b"f5", None)).st_size == 5  # type: ignore
+    finally:
+        for f in d.iterdir():
+            f.unlink()
+        d.rmdir()
