@@ -56,10 +56,14 @@ def _same_file(node: Node, info: FileInfo) -> bool:
     A file may be a hard link: yes. A directory cannot be: it was renamed
     or deleted behind our back and its id reused (Samba's ids derive from
     the disk's inode numbers), and the kernel may still hold the old inode
-    with cached children, so it must be a new inode. Birth times are not
+    with cached children, so it must be a new inode. Nor can a file we
+    unlinked while open: its last name went with our delete-on-close, so
+    its id showing up again is the server reusing the number for a new file
+    (ext4 does so at once), which must not inherit the old node's nlink 0
+    (the kernel refuses link() on it with ENOENT). Birth times are not
     used: servers without a stored one synthesise it, so it is no identity.
     """
-    return not (node.is_dir or info.is_directory)
+    return not (node.is_dir or info.is_directory or node.unlinked)
 
 
 @dataclass(eq=False, slots=True)

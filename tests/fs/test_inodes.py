@@ -150,3 +150,17 @@ def test_errno_mapping_logs_unknown_status(caplog: object) -> None:
     assert to_fuse_error(RuntimeError("bug"), "x").errno == errno.EIO
     same = pyfuse3.FUSEError(errno.EPERM)
     assert to_fuse_error(same) is same
+
+
+async def test_reused_id_of_an_unlinked_open_file_is_a_new_inode() -> None:
+    # The file was unlinked while open (hidden, delete-on-close), the server
+    # deleted it at the last close and gave its number to a new file while
+    # the kernel still held the old inode: the new file is not a hard link.
+    t = InodeTable("", serverino=True, actimeo=1.0)
+    old = t.remember("a", _info(42))
+    t.lookup(old)
+    old.unlinked = True
+    new = t.remember("b", _info(42))
+    assert new is not old and new.ino != old.ino
+    assert not new.unlinked and new.path == "b"
+    assert t.remember("b", _info(42)) is new  # later sightings of the id agree
