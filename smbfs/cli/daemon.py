@@ -240,8 +240,15 @@ def run_background(req: MountRequest, log_level: int,
     r, w = os.pipe()
     sys.stdout.flush()
     sys.stderr.flush()
+    # Ctrl-C or SIGTERM while waiting: stop the half-started daemon too. They
+    # are held back across the fork until the handler is in place, so one
+    # that arrives right after the fork (the child already visible) cannot
+    # kill the parent before it can stop the child.
+    stop_signals = {signal.SIGTERM, signal.SIGINT}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
     pid = os.fork()
     if pid == 0:  # pragma: no cover - runs in the child
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, stop_signals)
         os.close(r)
         code = EXIT_SYSERR
         try:
@@ -252,9 +259,10 @@ def run_background(req: MountRequest, log_level: int,
     os.close(w)
     deadline = time.monotonic() + timeout
     data = b""
-    # Ctrl-C or SIGTERM while waiting: stop the half-started daemon too.
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
+        # A signal that came meanwhile is delivered here, inside the try.
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, stop_signals)
         while b"\n" not in data:
             left = deadline - time.monotonic()
             if left <= 0:
