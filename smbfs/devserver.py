@@ -31,7 +31,7 @@ import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Protocol, Self
 
 log = logging.getLogger(__name__)
 
@@ -207,12 +207,19 @@ def ensure_unix_user(name: str, timeout: float = 20.0) -> None:
         time.sleep(0.2)
 
 
-_running: weakref.WeakSet[PrivateSamba] = weakref.WeakSet()
+class _Stoppable(Protocol):
+    def stop(self) -> None: ...
+
+
+# Every running private server (PrivateSamba here, PrivateAdDc in
+# smbfs.devserver_ad), stopped at exit if the test run did not stop it.
+_running: weakref.WeakSet[_Stoppable] = weakref.WeakSet()
 
 
 @atexit.register
 def _stop_leftovers() -> None:
-    # A crashed test run must not leave smbd processes and tmpfs mounts behind.
+    # A crashed test run must not leave server processes, tmpfs mounts or
+    # an AD DC's mount namespace behind.
     for server in list(_running):
         with contextlib.suppress(Exception):
             server.stop()
@@ -555,14 +562,7 @@ class PrivateSamba:
 
     def log_tail(self, lines: int = 40, since: int = 0) -> str:
         """The last ``lines`` lines of smbd's log (written after byte ``since``)."""
-        try:
-            with open(self.log_path, "rb") as f:
-                f.seek(0, os.SEEK_END)
-                f.seek(max(since, f.tell() - 64 * 1024))
-                data = f.read().decode(errors="replace")
-        except OSError as e:
-            return f"(no log: {e})"
-        return "\n".join(data.splitlines()[-lines:])
+        return tail_log(self.log_path, lines, since, 64 * 1024)
 
     def smbstatus(self, *extra_args: str, timeout: float = 30) -> dict[str, Any]:
         """What the server sees now (``smbstatus --json``): sessions, tcons, open files, leases."""
@@ -816,6 +816,19 @@ def _terminate(pid: int, timeout: float, proc: subprocess.Popen[bytes] | None = 
     if proc is not None:
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=5)
+
+
+def tail_log(path: Path, lines: int, since: int, window: int) -> str:
+    """The last ``lines`` lines of a server log written after byte ``since``,
+    reading at most its last ``window`` bytes (logs grow large in long runs)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(since, f.tell() - window))
+            data = f.read().decode(errors="replace")
+    except OSError as e:
+        return f"(no log: {e})"
+    return "\n".join(data.splitlines()[-lines:])
 
 
 def _umount(path: Path) -> None:

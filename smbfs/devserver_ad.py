@@ -23,7 +23,6 @@ no DNS) and a credential cache of their own (:meth:`PrivateAdDc.kinit`).
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import json
 import logging
@@ -32,7 +31,6 @@ import shutil
 import subprocess
 import tempfile
 import time
-import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,8 +41,10 @@ from smbfs.devserver import (
     User,
     _can_connect,
     _pids_with_arg,
+    _running,
     _terminate,
     free_port,
+    tail_log,
     which_program,
 )
 
@@ -81,17 +81,6 @@ def check_ad_environment() -> None:
                          f"{AD_INSTALL_HINT}")
     if os.geteuid() != 0:
         raise SambaError("the private AD DC needs root (mount namespace, samba)")
-
-
-_running: weakref.WeakSet[PrivateAdDc] = weakref.WeakSet()
-
-
-@atexit.register
-def _stop_leftovers() -> None:
-    # An interrupted test run must not leave a DC (and its namespace) behind.
-    for dc in list(_running):
-        with contextlib.suppress(Exception):
-            dc.stop()
 
 
 class PrivateAdDc:
@@ -358,14 +347,7 @@ class PrivateAdDc:
     # -- what the server saw -------------------------------------------------
 
     def log_tail(self, lines: int = 40, since: int = 0) -> str:
-        try:
-            with open(self.log_path, "rb") as f:
-                f.seek(0, os.SEEK_END)
-                f.seek(max(since, f.tell() - 256 * 1024))
-                data = f.read().decode(errors="replace")
-        except OSError as e:
-            return f"(no log: {e})"
-        return "\n".join(data.splitlines()[-lines:])
+        return tail_log(self.log_path, lines, since, 256 * 1024)
 
     def smbstatus(self, timeout: float = 30) -> dict[str, Any]:
         out = self._run(["smbstatus", "-s", str(self.conf_path), "--json"], timeout, "smbstatus")
