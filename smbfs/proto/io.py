@@ -24,6 +24,7 @@ from smbfs.proto.codec import (
 from smbfs.proto.constants import Command
 from smbfs.proto.fileid import FileId
 from smbfs.proto.message import Message
+from smbfs.proto.simple import SimpleMessage
 
 
 class ReadFlags(enum.IntFlag):
@@ -52,7 +53,6 @@ class Channel(enum.IntEnum):
 # --------------------------------------------------------------------- FLUSH
 
 _FLUSH_REQ: Final = struct.Struct("<HHI16s")
-_FLUSH_RSP: Final = struct.Struct("<HH")
 
 
 @dataclass(slots=True)
@@ -75,20 +75,10 @@ class FlushRequest(Message):
 
 
 @dataclass(slots=True)
-class FlushResponse(Message):
-    """[MS-SMB2] 2.2.18."""
+class FlushResponse(SimpleMessage):
+    """[MS-SMB2] 2.2.18: StructureSize 4 and Reserved, as ECHO's."""
 
     COMMAND: ClassVar[Command] = Command.SMB2_FLUSH
-    STRUCTURE_SIZE: ClassVar[int] = 4
-
-    def encode_parts(self) -> list[Buffer]:
-        return [_FLUSH_RSP.pack(self.STRUCTURE_SIZE, 0)]
-
-    @classmethod
-    def decode(cls, msg: memoryview) -> Self:
-        size, _r = unpack(_FLUSH_RSP, msg, SMB2_HEADER_SIZE, "FLUSH response")
-        checked_structure_size(size, cls.STRUCTURE_SIZE, "FLUSH response")
-        return cls()
 
 
 # ---------------------------------------------------------------------- READ
