@@ -17,6 +17,7 @@ from smbfs.proto.codec import (
 from smbfs.proto.constants import Command
 from smbfs.proto.fileid import FileId
 from smbfs.proto.message import Message
+from smbfs.proto.simple import SimpleMessage
 
 
 class LockFlags(enum.IntFlag):
@@ -40,7 +41,6 @@ VALID_LOCK_FLAGS: Final = frozenset({
 _ELEMENT: Final = struct.Struct("<QQII")
 # StructureSize, LockCount, LockSequence, FileId.
 _LOCK_REQ: Final = struct.Struct("<HHI16s")
-_LOCK_RSP: Final = struct.Struct("<HH")
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,17 +110,7 @@ class LockRequest(Message):
 
 
 @dataclass(slots=True)
-class LockResponse(Message):
-    """[MS-SMB2] 2.2.27."""
+class LockResponse(SimpleMessage):
+    """[MS-SMB2] 2.2.27: StructureSize 4 and Reserved, the shared simple body."""
 
     COMMAND: ClassVar[Command] = Command.SMB2_LOCK
-    STRUCTURE_SIZE: ClassVar[int] = 4
-
-    def encode_parts(self) -> list[Buffer]:
-        return [_LOCK_RSP.pack(self.STRUCTURE_SIZE, 0)]
-
-    @classmethod
-    def decode(cls, msg: memoryview) -> Self:
-        size, _r = unpack(_LOCK_RSP, msg, SMB2_HEADER_SIZE, "LOCK response")
-        checked_structure_size(size, cls.STRUCTURE_SIZE, "LOCK response")
-        return cls()
