@@ -9,6 +9,15 @@ helper it spawned, found by the unique configuration path on its command line).
 Root is required: smbd switches to the connecting user's Unix identity, the
 Unix users must exist (``useradd -M``) and the size-limited share is a tmpfs
 mounted here.
+
+Two generations of Samba are served the same way: the machine's own (Debian
+12's 4.17) and a current one (Debian 13's 4.22: directory leases, the SMB3
+POSIX extensions) installed in a minimal Debian root of its own
+(:func:`current_samba_root`, built once by ``.ci/debroot``) and run there with
+``chroot``. It listens on the host's loopback like the other; its base
+directory lies inside the root, so the host sees the shares' files at
+``share_path()`` as usual, while smb.conf names the paths as the chrooted
+smbd sees them.
 """
 
 from __future__ import annotations
@@ -98,14 +107,78 @@ DURABLE_OPTIONS: Mapping[str, str] = {
 }
 
 
+# The cached Debian 13 root with Samba 4.22 (see .ci/debroot and .ci/setup).
+CURRENT_SAMBA_ROOT_NAME = "samba-trixie"
+CURRENT_SAMBA_SUITE = "trixie"
+CURRENT_SAMBA_PACKAGES = "samba,smbclient,samba-vfs-modules"
+_DEBROOT = Path(__file__).resolve().parent.parent / ".ci" / "debroot"
+
+
+def root_cache() -> Path:
+    return Path(os.environ.get("SMBFS_ROOT_CACHE", "/var/cache/smbfs/roots"))
+
+
+def current_samba_root(build: bool = True) -> Path:
+    """The Debian root holding the current Samba, built on first use.
+
+    ``.ci/setup`` builds it ahead of time; a checkout's ``.ci/debroot`` builds
+    it here otherwise (about a minute), so a developer who skipped setup still
+    gets the server instead of a skipped test.
+    """
+    root = root_cache() / CURRENT_SAMBA_ROOT_NAME
+    if (root / "usr/sbin/smbd").exists() and (root / ".smbfs-root").exists():
+        return root
+    if not build or not _DEBROOT.exists():
+        raise SambaError(
+            f"no current Samba root at {root}: build it with `sudo bash .ci/setup` "
+            f"(or `bash .ci/debroot {CURRENT_SAMBA_ROOT_NAME} {CURRENT_SAMBA_SUITE} "
+            f"{CURRENT_SAMBA_PACKAGES}`)"
+        )
+    r = subprocess.run(
+        ["bash", str(_DEBROOT), CURRENT_SAMBA_ROOT_NAME, CURRENT_SAMBA_SUITE,
+         CURRENT_SAMBA_PACKAGES],
+        capture_output=True, text=True, timeout=900, stdin=subprocess.DEVNULL,
+    )
+    if r.returncode != 0:
+        raise SambaError(f"building the current Samba root failed: {r.stderr.strip()[-2000:]}")
+    return Path(r.stdout.strip().splitlines()[-1])
+
+
+def ensure_proc(root: Path) -> None:
+    """Mount /proc inside ``root`` (once; smbd reads its own /proc entries).
+
+    It stays mounted for other test runs sharing the root; ``.ci/debroot``
+    unmounts it before it ever removes a root.
+    """
+    target = str(root / "proc")
+    with open("/proc/mounts") as f:
+        if any(line.split()[1] == target for line in f):
+            return
+    r = subprocess.run(["mount", "-t", "proc", "proc", target], capture_output=True,
+                       text=True, stdin=subprocess.DEVNULL)
+    if r.returncode != 0:
+        with open("/proc/mounts") as f:  # a concurrent run mounted it meanwhile
+            if any(line.split()[1] == target for line in f):
+                return
+        raise SambaError(f"cannot mount proc in {root}: {r.stderr.strip()}")
+
+
+def command(program: str, root: Path | None = None) -> list[str]:
+    """The command line prefix that runs a Samba program, in ``root`` if given."""
+    if root is not None:
+        return ["chroot", str(root), program]
+    path = which_program(program)
+    if path is None:
+        raise SambaError(f"{program} not found: {INSTALL_HINT}")
+    return [path]
+
+
 @functools.cache
-def samba_version() -> tuple[int, int]:
-    """(major, minor) of the installed smbd, from ``smbd -V`` ("Version 4.17.12-Debian")."""
-    smbd = which_program("smbd")
-    if smbd is None:
-        raise SambaError(f"smbd not found: {INSTALL_HINT}")
+def samba_version(root: Path | None = None) -> tuple[int, int]:
+    """(major, minor) of an smbd, from ``smbd -V`` ("Version 4.17.12-Debian")."""
     out = subprocess.run(
-        [smbd, "-V"], capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL
+        [*command("smbd", root), "-V"], capture_output=True, text=True, timeout=30,
+        stdin=subprocess.DEVNULL,
     ).stdout
     m = re.search(r"Version (\d+)\.(\d+)", out)
     if m is None:
@@ -141,12 +214,15 @@ def default_shares() -> tuple[Share, ...]:
 class SambaConfig:
     """Everything that makes one private server.
 
-    ``base_dir`` None means a fresh temporary directory (removed at stop);
+    ``root`` runs the Samba installed in that directory tree (chroot) instead
+    of the machine's own. ``base_dir`` None means a fresh temporary directory
+    (inside ``root`` when given; removed at stop);
     ``port`` 0 means a free port chosen at start. ``global_options`` and
     per-share ``share_options`` override the generated smb.conf lines.
     """
 
     base_dir: Path | None = None
+    root: Path | None = None  # a Debian root with its own Samba, run with chroot
     port: int = 0
     host: str = "127.0.0.1"
     users: Sequence[User] = DEFAULT_USERS
@@ -158,9 +234,13 @@ class SambaConfig:
     log_level: int = 1
 
 
-def check_environment() -> None:
+def check_environment(root: Path | None = None) -> None:
     """Raise :class:`SambaError` with a how-to-fix message if smbd cannot run here."""
-    missing = [p for p in REQUIRED_PROGRAMS if which_program(p) is None]
+    if root is not None:
+        missing = [p for p in REQUIRED_PROGRAMS
+                   if not any((root / d / p).exists() for d in ("usr/sbin", "usr/bin"))]
+    else:
+        missing = [p for p in REQUIRED_PROGRAMS if which_program(p) is None]
     if missing:
         raise SambaError(f"{', '.join(missing)} not found: {INSTALL_HINT}")
     if os.geteuid() != 0:
@@ -183,18 +263,31 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
-def ensure_unix_user(name: str, timeout: float = 20.0) -> None:
-    """Create a login-less Unix user unless it exists; tolerate concurrent creators."""
-    deadline = time.monotonic() + timeout
-    while True:
+def _user_exists(name: str, root: Path | None) -> bool:
+    if root is None:
         try:
             pwd.getpwnam(name)
-            return
+            return True
         except KeyError:
-            pass
-        useradd = which_program("useradd") or "useradd"
+            return False
+    try:
+        with open(root / "etc/passwd") as f:
+            return any(line.split(":", 1)[0] == name for line in f)
+    except OSError:
+        return False
+
+
+def ensure_unix_user(name: str, timeout: float = 20.0, root: Path | None = None) -> None:
+    """Create a login-less Unix user (in ``root``) unless it exists; tolerate
+    concurrent creators."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if _user_exists(name, root):
+            return
+        useradd = (["chroot", str(root), "useradd"] if root is not None
+                   else [which_program("useradd") or "useradd"])
         r = subprocess.run(
-            [useradd, "-M", "-s", "/usr/sbin/nologin", name],
+            [*useradd, "-M", "-s", "/usr/sbin/nologin", name],
             capture_output=True,
             text=True,
             stdin=subprocess.DEVNULL,
@@ -239,6 +332,7 @@ class PrivateSamba:
         self.users: tuple[User, ...] = tuple(self.config.users)
         self.shares = SHARE_NAMES
         self.keep = False
+        self.root = self.config.root
         self._own_base = self.config.base_dir is None
         self.base_dir = Path(self.config.base_dir or "/nonexistent")
         self._proc: subprocess.Popen[bytes] | None = None
@@ -269,6 +363,17 @@ class PrivateSamba:
     def log_path(self) -> Path:
         return self.base_dir / "smbd.log"
 
+    def inner(self, path: Path) -> Path:
+        """``path`` as the server sees it (inside its root, if it has one)."""
+        if self.root is None:
+            return path
+        return Path("/") / path.relative_to(self.root)
+
+    @property
+    def version(self) -> tuple[int, int]:
+        """(major, minor) of this server's Samba."""
+        return samba_version(self.root)
+
     @property
     def smbd_pid(self) -> int:
         if self._proc is None:
@@ -295,14 +400,19 @@ class PrivateSamba:
         return f"//{self.host}/{share}"
 
     def __repr__(self) -> str:
-        return f"<PrivateSamba {self.host}:{self.port} pid={self._proc.pid if self._proc else None} dir={self.base_dir}>"
+        where = f" root={self.root}" if self.root is not None else ""
+        return f"<PrivateSamba{where} {self.host}:{self.port} pid={self._proc.pid if self._proc else None} dir={self.base_dir}>"
 
     # -- lifecycle --------------------------------------------------------------
 
     def start(self) -> Self:
-        check_environment()
+        check_environment(self.root)
+        if self.root is not None:
+            ensure_proc(self.root)
+            (self.root / "tmp").mkdir(exist_ok=True)
         if self._own_base:
-            self.base_dir = Path(tempfile.mkdtemp(prefix="smbfs-samba-"))
+            tmp = None if self.root is None else str(self.root / "tmp")
+            self.base_dir = Path(tempfile.mkdtemp(prefix="smbfs-samba-", dir=tmp))
         self.base_dir.mkdir(parents=True, exist_ok=True)
         # smbd reaches share directories as the connected user: the path must be traversable.
         self.base_dir.chmod(0o755)
@@ -359,7 +469,7 @@ class PrivateSamba:
         if self.base_dir.exists():
             # Forked children and samba-dcerpcd helpers outlive the parent: they all
             # carry our unique conf path on their command line.
-            for pid in _pids_with_arg(str(self.conf_path)):
+            for pid in _pids_with_arg(str(self.inner(self.conf_path))):
                 _terminate(pid, self.config.stop_timeout)
         for mnt in reversed(self._mounts):
             _umount(mnt)
@@ -378,7 +488,7 @@ class PrivateSamba:
         if self._proc is not None:
             _terminate(self._proc.pid, self.config.stop_timeout, self._proc)
             self._proc = None
-        for pid in _pids_with_arg(str(self.conf_path)):
+        for pid in _pids_with_arg(str(self.inner(self.conf_path))):
             _terminate(pid, self.config.stop_timeout)
         self._launch()
 
@@ -413,9 +523,9 @@ class PrivateSamba:
         self._share_dirs[share.name] = path
 
     def _write_config(self) -> None:
-        d = self.base_dir
+        d = self.inner(self.base_dir)
         for sub in ("private", "lock", "state", "cache", "pid", "ncalrpc", "logs", "client"):
-            (d / sub).mkdir(exist_ok=True)
+            (self.base_dir / sub).mkdir(exist_ok=True)
         glob: dict[str, str] = {
             "netbios name": "SMBFSTEST",
             "workgroup": "SMBFS",
@@ -447,7 +557,7 @@ class PrivateSamba:
         lines = ["# generated by smbfs.devserver; private test server", "[global]"]
         lines += [f"  {k} = {v}" for k, v in glob.items()]
         for share in self.config.shares:
-            opts: dict[str, str] = {"path": str(self._share_dirs[share.name])}
+            opts: dict[str, str] = {"path": str(self.inner(self._share_dirs[share.name]))}
             opts.update(DURABLE_OPTIONS)
             opts.update(share.options)
             opts.update(self.config.share_options.get(share.name, {}))
@@ -455,8 +565,9 @@ class PrivateSamba:
             lines += [f"  {k} = {v}" for k, v in opts.items()]
         self.conf_path.write_text("\n".join(lines) + "\n")
         # smbclient gets its own config so the machine's /etc/samba/smb.conf cannot
-        # change what the tests see, and its caches stay in our directory.
-        c = d / "client"
+        # change what the tests see, and its caches stay in our directory. It is
+        # the machine's smbclient (paths as the host sees them), whichever smbd.
+        c = self.base_dir / "client"
         client = [
             "[global]",
             "  client min protocol = SMB2_02",
@@ -471,9 +582,10 @@ class PrivateSamba:
 
     def add_user(self, user: User) -> None:
         """Create the Unix user if needed and add it to this server's password database."""
-        ensure_unix_user(user.name)
+        ensure_unix_user(user.name, root=self.root)
         r = subprocess.run(
-            [self._prog("smbpasswd"), "-c", str(self.conf_path), "-s", "-a", user.name],
+            [*self._cmd("smbpasswd"), "-c", str(self.inner(self.conf_path)), "-s", "-a",
+             user.name],
             input=f"{user.password}\n{user.password}\n",
             capture_output=True,
             text=True,
@@ -493,9 +605,9 @@ class PrivateSamba:
         try:
             self._proc = subprocess.Popen(
                 [
-                    self._prog("smbd"),
+                    *self._cmd("smbd"),
                     "-s",
-                    str(self.conf_path),
+                    str(self.inner(self.conf_path)),
                     "--foreground",
                     "--no-process-group",
                     "--debug-stdout",
@@ -542,7 +654,12 @@ class PrivateSamba:
         ipv6 = ":" in self.host
         return bool(_listening_inodes(self.port, ipv6) & _socket_inodes(self._proc.pid))
 
+    def _cmd(self, name: str) -> list[str]:
+        """A Samba server program (smbd, smbpasswd, smbstatus) of this server's Samba."""
+        return command(name, self.root)
+
     def _prog(self, name: str) -> str:
+        """A client program of the machine's own Samba (smbclient)."""
         path = which_program(name)
         if path is None:
             raise SambaError(f"{name} not found: {INSTALL_HINT}")
@@ -567,7 +684,8 @@ class PrivateSamba:
     def smbstatus(self, *extra_args: str, timeout: float = 30) -> dict[str, Any]:
         """What the server sees now (``smbstatus --json``): sessions, tcons, open files, leases."""
         r = subprocess.run(
-            [self._prog("smbstatus"), "-s", str(self.conf_path), "--json", *extra_args],
+            [*self._cmd("smbstatus"), "-s", str(self.inner(self.conf_path)), "--json",
+             *extra_args],
             capture_output=True,
             text=True,
             timeout=timeout,

@@ -4,6 +4,12 @@
   by ordinary tests to keep the suite fast. Tests must leave its shares as
   they found them (use unique file names, delete what they create).
 * ``samba_signing``: a second session-wide server with ``server signing = mandatory``.
+* ``samba_current``: a session-wide server running the current Samba (4.22,
+  from Debian 13, in a root of its own: :func:`smbfs.devserver.current_samba_root`):
+  directory leases, SMB3 POSIX extensions, multichannel. Same shares and users.
+* ``@pytest.mark.both_sambas``: the test (or module, via ``pytestmark``) runs
+  twice, its ``samba`` (and every fixture built on it, such as the fs tests'
+  mounts) once the machine's Samba and once the current one.
 * ``fresh_samba(**options)``: a new server for one test, for tests that break,
   restart or reconfigure it. Options are :class:`SambaConfig` fields
   (``global_options``, ``share_options``, ``shares``, ``users``...).
@@ -35,6 +41,8 @@ from smbfs.devserver import (
     SambaConfig,
     SambaError,
     check_environment,
+    current_samba_root,
+    samba_version,
     which_program,
 )
 from smbfs.devserver_ad import PrivateAdDc
@@ -82,9 +90,40 @@ class FaultProxies:
             proxy.stop()
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "both_sambas: run against the machine's Samba and the current one (4.22)"
+    )
+
+
+def _server_ids() -> list[str]:
+    """Test ids naming each Samba generation by its version (host, current)."""
+    ids = ["host-samba", "current-samba"]
+    try:
+        ids[0] = "samba{}.{}".format(*samba_version())
+        ids[1] = "samba{}.{}".format(*samba_version(current_samba_root(build=False)))
+    except (SambaError, OSError):
+        pass
+    return ids
+
+
+_SERVER_IDS: list[str] = []
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if metafunc.definition.get_closest_marker("both_sambas") is None:
+        return
+    if "samba" not in metafunc.fixturenames:
+        return  # a module-wide mark also covers tests of other servers (samba_signing)
+    if not _SERVER_IDS:
+        _SERVER_IDS.extend(_server_ids())
+    metafunc.parametrize("samba", ["host", "current"], ids=_SERVER_IDS, indirect=True,
+                         scope="session")
+
+
 def _start_session_server(request: pytest.FixtureRequest, **options: Any) -> PrivateSamba:
     try:
-        check_environment()
+        check_environment(options.get("root"))
         return PrivateSamba(SambaConfig(**options)).start()
     except SambaError as e:
         pytest.fail(f"cannot start the private Samba server: {e}", pytrace=False)
@@ -100,9 +139,31 @@ def _report_kept(request: pytest.FixtureRequest, server: PrivateSamba) -> None:
 
 
 @pytest.fixture(scope="session")
-def samba(request: pytest.FixtureRequest) -> Iterator[PrivateSamba]:
-    """The shared private server: signing offered, not required."""
+def samba(request: pytest.FixtureRequest) -> PrivateSamba:
+    """The shared private server: signing offered, not required. Under
+    ``both_sambas`` the current-Samba run gets ``samba_current`` instead."""
+    which = getattr(request, "param", "host")
+    return request.getfixturevalue("samba_current" if which == "current" else "samba_host")
+
+
+@pytest.fixture(scope="session")
+def samba_host(request: pytest.FixtureRequest) -> Iterator[PrivateSamba]:
+    """The machine's own Samba (Debian 12: 4.17): what ``samba`` is by default."""
     server = _start_session_server(request)
+    yield server
+    server.stop()
+    _report_kept(request, server)
+
+
+@pytest.fixture(scope="session")
+def samba_current(request: pytest.FixtureRequest) -> Iterator[PrivateSamba]:
+    """The current Samba (4.22) in its Debian 13 root; built on first use if
+    .ci/setup has not built it. Fails, never skips."""
+    try:
+        root = current_samba_root()
+    except SambaError as e:
+        pytest.fail(f"no current Samba: {e}", pytrace=False)
+    server = _start_session_server(request, root=root)
     yield server
     server.stop()
     _report_kept(request, server)
@@ -158,7 +219,8 @@ def _servers_of(item: pytest.Item) -> list[PrivateSamba]:
             servers.append(value)
         elif isinstance(value, FreshSamba):
             servers.extend(value.servers)
-    return servers
+    # ``samba`` is the same object as ``samba_host`` or ``samba_current``.
+    return list({id(s): s for s in servers}.values())
 
 
 @pytest.hookimpl(wrapper=True)

@@ -18,6 +18,7 @@ SMBSTATUS_DIALECT = {
 }
 
 
+@pytest.mark.both_sambas
 @pytest.mark.parametrize("dialect", DIALECTS, ids=lambda d: d.name)
 async def test_each_dialect_create_write_read_close(samba: Any, dialect: Dialect) -> None:
     cfg = config_for(samba, min_dialect=dialect, max_dialect=dialect)
@@ -37,6 +38,7 @@ async def test_each_dialect_create_write_read_close(samba: Any, dialect: Dialect
         assert sessions[0]["username"] == samba.user.name
 
 
+@pytest.mark.both_sambas
 async def test_default_range_picks_311_with_gcm_and_preauth(samba: Any) -> None:
     async with open_session(config_for(samba)) as s:
         neg = s.connection.negotiated

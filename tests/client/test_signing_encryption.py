@@ -16,6 +16,9 @@ from smbfs.client import ConnectionLostError, SMBError, open_session
 from smbfs.proto.constants import Command, Dialect, HeaderFlags
 from smbfs.proto.ntstatus import NTStatus
 
+# Dialects, signing and encryption: against the machine's Samba and the current one.
+pytestmark = pytest.mark.both_sambas
+
 SIGNING_CIPHER = {
     Dialect.SMB2_0_2: "HMAC-SHA256", Dialect.SMB2_1: "HMAC-SHA256",
     Dialect.SMB3_0: "AES-128-CMAC", Dialect.SMB3_0_2: "AES-128-CMAC",

@@ -12,6 +12,9 @@ from pathlib import Path
 import pytest
 from fsmount import WorkDir
 
+# Real programs on a mount of the machine's Samba and of the current one.
+pytestmark = pytest.mark.both_sambas
+
 
 def _make_tree(root: Path) -> None:
     rnd = random.Random(42)
