@@ -11,6 +11,7 @@ from collections.abc import Callable
 import pyfuse3
 import trio
 
+from smbfs.client import paths
 from smbfs.client.client import open_session
 from smbfs.client.config import ClientConfig
 from smbfs.client.errors import SMBError
@@ -54,7 +55,7 @@ async def _check_subdir(tree: Tree, root: str, subdir: str, share: str) -> None:
     if not root:
         return
     try:
-        info = await tree.stat(root)
+        info = await paths.stat(tree, root)
     except SMBError as e:
         if errno_for_status(e.status) in (errno.ENOENT, errno.ENOTDIR):
             raise MountError(f"{subdir}: no such directory on {share}") from None

@@ -35,7 +35,7 @@ from typing import Any, ParamSpec, TypeVar
 import pyfuse3
 import trio
 
-from smbfs.client import compound_ops
+from smbfs.client import compound_ops, paths
 from smbfs.client.errors import SMBError
 from smbfs.client.open import READ_WRITE, FileInfo, Open
 from smbfs.client.tree import Tree
@@ -333,7 +333,7 @@ class SmbOperations(pyfuse3.Operations):
         elif node is self.inodes.root and self.root_open is not None:
             info = await self.root_open.query_attributes()
         else:
-            info = await self.tree.stat(node.path)
+            info = await paths.stat(self.tree, node.path)
         if not info.file_id:
             info.file_id = node.server_id
         self.inodes.set_info(node, info, since)
@@ -346,7 +346,7 @@ class SmbOperations(pyfuse3.Operations):
 
     async def _stat_path(self, path: str) -> Node:
         since = self.inodes.stamp()
-        info = await self.tree.stat(path)
+        info = await paths.stat(self.tree, path)
         return self.inodes.remember(path, info, since)
 
     def _check_writable(self) -> None:
@@ -626,7 +626,7 @@ class SmbOperations(pyfuse3.Operations):
         n = _decode_name(name)
         self._check_writable()
         path = join(parent.path, n)
-        await self.tree.rmdir(path)
+        await paths.rmdir(self.tree, path)
         self.inodes.removed(path)
         self.inodes.touched(parent)
 
@@ -816,7 +816,7 @@ class SmbOperations(pyfuse3.Operations):
         # In the mount's root, not the file's directory: that one must
         # stay removable (rmdir) while the file is still open.
         hidden = join(self.inodes.root.path, HIDDEN_PREFIX + secrets.token_hex(8))
-        await self.tree.rename(path, hidden, replace=False)
+        await paths.rename(self.tree, path, hidden, replace=False)
         self.inodes.moved(path, hidden)
         await self._delete(hidden, directory=False)
         self.inodes.removed(hidden)
@@ -826,15 +826,15 @@ class SmbOperations(pyfuse3.Operations):
     async def _delete(self, path: str, *, directory: bool) -> None:
         try:
             if directory:
-                await self.tree.rmdir(path)
+                await paths.rmdir(self.tree, path)
             else:
-                await self.tree.unlink(path)
+                await paths.unlink(self.tree, path)
         except SMBError as e:
             if directory or e.status != _S.STATUS_CANNOT_DELETE:
                 raise
             # A read-only file: POSIX lets its directory's writer unlink it.
             await self._clear_readonly(path)
-            await self.tree.unlink(path)
+            await paths.unlink(self.tree, path)
 
     async def _clear_readonly(self, path: str) -> None:
         async with await self.tree.create(
@@ -879,7 +879,7 @@ class SmbOperations(pyfuse3.Operations):
             await self._clear_target(old, new)
         replace = not noreplace and not same
         try:
-            await self.tree.rename(old, new, replace=replace)
+            await paths.rename(self.tree, old, new, replace=replace)
         except SMBError as e:
             below = self._opens_below(old)
             if e.status != _S.STATUS_ACCESS_DENIED or not below:
@@ -910,7 +910,7 @@ class SmbOperations(pyfuse3.Operations):
                 await h.drain()
             for h in below:
                 await h.open.close(post_query=False)
-            await self.tree.rename(old, new, replace=replace)
+            await paths.rename(self.tree, old, new, replace=replace)
             renamed = True
             self.inodes.moved(old, new)
         finally:
@@ -935,7 +935,7 @@ class SmbOperations(pyfuse3.Operations):
             await self._hide(target, new)
             return
         try:
-            tinfo = await self.tree.stat(new)
+            tinfo = await paths.stat(self.tree, new)
         except SMBError as e:
             if e.status in (_S.STATUS_OBJECT_NAME_NOT_FOUND, _S.STATUS_OBJECT_PATH_NOT_FOUND):
                 return
@@ -948,10 +948,10 @@ class SmbOperations(pyfuse3.Operations):
                 # SMB will not replace a read-only file; POSIX rename does.
                 await self._clear_readonly(new)
             return
-        src_info = await self.tree.stat(old)
+        src_info = await paths.stat(self.tree, old)
         if not src_info.is_directory:
             raise pyfuse3.FUSEError(errno.EISDIR)
-        await self.tree.rmdir(new)  # ENOTEMPTY when it is not empty
+        await paths.rmdir(self.tree, new)  # ENOTEMPTY when it is not empty
         self.inodes.removed(new)
 
     @_fuse_op
@@ -1010,7 +1010,7 @@ class SmbOperations(pyfuse3.Operations):
         await op.close(post_query=False)
         # The server took it but we cannot show reparse points as S_IFLNK
         # yet: say so rather than leave a half-made link.
-        await self.tree.unlink(path)
+        await paths.unlink(self.tree, path)
         raise pyfuse3.FUSEError(errno.EPERM)
 
     @_fuse_op
