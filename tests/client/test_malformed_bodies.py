@@ -217,3 +217,45 @@ async def test_malformed_member_of_a_compound_stat(samba: Any, fault_proxy: Any)
         with trio.fail_after(10), pytest.raises(ConnectionLostError):
             await paths.stat(tree, name)
         assert state["hits"] == 1 and not s.connection.alive
+
+
+async def test_malformed_statfs_answer(samba: Any, fault_proxy: Any) -> None:
+    """paths.statfs (the FUSE layer's statfs): FileFsFullSizeInformation cut
+    to 10 bytes of its 32."""
+
+    def rewrite(b: bytearray) -> bytes:
+        _le32(b, HDR + 4, 10)  # OutputBufferLength (2.2.38)
+        return bytes(b)
+
+    await _expect_lost(samba, fault_proxy, Command.SMB2_QUERY_INFO, rewrite,
+                       lambda tree, name: paths.statfs(tree, ""))
+
+
+async def test_malformed_ea_list(samba: Any, fault_proxy: Any) -> None:
+    """paths.get_eas (getxattr/listxattr): the first FILE_FULL_EA_INFORMATION
+    entry's NextEntryOffset points past the buffer."""
+
+    async def get_eas(tree: Tree, name: str) -> None:
+        await paths.get_eas(tree, name)
+
+    def rewrite(b: bytearray) -> bytes:
+        out = int.from_bytes(b[HDR + 2:HDR + 4], "little")
+        _le32(b, out, 0x7FFFFFF0)
+        return bytes(b)
+
+    proxy = fault_proxy(samba.host, samba.port)
+    state: dict[str, Any] = {"armed": False, "hits": 0, "rewrite": rewrite}
+    proxy.set_frame_hook(_hook(Command.SMB2_QUERY_INFO, state))
+    name = unique("malformed")
+    async with open_session(config_for(samba, port=proxy.port)) as s:
+        tree = await Tree.connect(s, samba.shares.rw)
+        f = await tree.create(name, disposition=CreateDisposition.FILE_OVERWRITE_IF,
+                              desired_access=READ_WRITE | AccessMask.DELETE,
+                              options=CreateOptions.FILE_DELETE_ON_CLOSE)
+        await paths.set_ea(tree, name, b"smbfs", b"value")
+        assert await paths.get_eas(tree, name) == [(b"smbfs", b"value")]
+        state["armed"] = True
+        with trio.fail_after(10), pytest.raises(ConnectionLostError):
+            await get_eas(tree, name)
+        assert state["hits"] == 1 and not s.connection.alive
+        assert f.closed is False  # its delete-on-close goes with the connection
