@@ -19,6 +19,9 @@ from smbfs.client.tree import Tree
 from smbfs.fs.errors import MountError
 from smbfs.fs.operations import SmbOperations
 from smbfs.fs.options import FsOptions
+
+# API vocabulary of the engine: SMBError.status is an NTSTATUS code, and the
+# one NTSTATUS -> errno table is kept with the codes it maps (sans-IO data).
 from smbfs.proto.ntstatus import errno_for_status
 
 log = logging.getLogger(__name__)
