@@ -29,7 +29,7 @@ from typing import Any
 
 import trio
 
-from smbfs.client import ClientConfig, open_session
+from smbfs.client import ClientConfig, open_session, paths
 from smbfs.client.open import Open
 from smbfs.client.tree import Tree
 from smbfs.devserver import PrivateSamba, SambaConfig
@@ -95,7 +95,7 @@ async def engine_run(server: PrivateSamba, args: argparse.Namespace,
         peak_r = f.peak_in_flight
         ok = got == size and (not args.verify or hashlib.sha256(back).digest()
                               == hashlib.sha256(data).digest())
-        await tree.unlink(name)
+        await paths.unlink(tree, name)
         await tree.disconnect()
         return dict(
             write=mbps(size, t_write), read=mbps(size, t_read), ok=ok,

@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
+from smbfs.client.connection import Response
 from smbfs.client.errors import SMBError
-from smbfs.client.lease import _tables
-from smbfs.client.open import DEFAULT_SHARE, FileInfo, _normalize
+from smbfs.client.open import DEFAULT_SHARE, FileInfo, Open, _normalize
+from smbfs.client.tree import Tree
 from smbfs.proto.close import CloseFlags, CloseRequest, CloseResponse
 from smbfs.proto.create import (
     AccessMask,
@@ -50,11 +50,6 @@ from smbfs.proto.info import InfoType, QueryInfoRequest, QueryInfoResponse, SetI
 from smbfs.proto.message import Message
 from smbfs.proto.ntstatus import NTStatus
 
-if TYPE_CHECKING:
-    from smbfs.client.connection import Response
-    from smbfs.client.open import Open
-    from smbfs.client.tree import Tree
-
 log = logging.getLogger(__name__)
 
 # FileAllInformation: 100 fixed bytes then the name; the fixed part is all
@@ -67,18 +62,16 @@ def _create(tree: Tree, path: str, access: int, *, disposition: int = CreateDisp
     """The CREATE at the head of a chain, under our lease key if we hold one."""
     contexts: list[AnyCreateContext] = []
     oplock = OplockLevel.SMB2_OPLOCK_LEVEL_NONE
-    table = _tables.get(tree.session)
-    if table is not None:
-        lease = table.lease_for_path(tree.share_name, path)
-        if lease is not None and lease.opens:
-            oplock = OplockLevel.SMB2_OPLOCK_LEVEL_LEASE
-            # Ask for exactly what we hold: same key, no upgrade, no break.
-            if lease.version == 2:
-                contexts.append(CreateRequestLeaseV2(lease_key=lease.key,
-                                                     lease_state=lease.state))
-            else:
-                contexts.append(CreateRequestLease(lease_key=lease.key,
-                                                   lease_state=lease.state))
+    lease = tree.session.leases.lease_for_path(tree.share_name, path)
+    if lease is not None and lease.opens:
+        oplock = OplockLevel.SMB2_OPLOCK_LEVEL_LEASE
+        # Ask for exactly what we hold: same key, no upgrade, no break.
+        if lease.version == 2:
+            contexts.append(CreateRequestLeaseV2(lease_key=lease.key,
+                                                 lease_state=lease.state))
+        else:
+            contexts.append(CreateRequestLease(lease_key=lease.key,
+                                               lease_state=lease.state))
     return CreateRequest(
         name=path, desired_access=access, share_access=DEFAULT_SHARE,
         create_disposition=disposition, create_options=options,
@@ -307,7 +300,7 @@ async def probe_no_writers(tree: Tree, path: str) -> FileInfo | None:
         if r.status == NTStatus.STATUS_SHARING_VIOLATION:
             return None
         raise r
-    body = CreateResponse.decode(r.msg)
+    body = r.decode(CreateResponse)  # malformed: a dropped connection
     return FileInfo.from_times(
         body.creation_time, body.last_access_time, body.last_write_time, body.change_time,
         body.end_of_file, body.allocation_size, body.file_attributes,

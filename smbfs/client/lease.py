@@ -21,18 +21,19 @@ from __future__ import annotations
 import logging
 import math
 import os
-import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import trio
 
+from smbfs.client.connection import BreakHandler, Connection
 from smbfs.client.errors import ConnectionLostError, SMBError
 from smbfs.proto.codec import DecodeError
 from smbfs.proto.fileid import FileId
 from smbfs.proto.header import Smb2Header
+from smbfs.proto.message import Message
 from smbfs.proto.oplock_break import (
     LeaseBreakAcknowledgment,
     LeaseBreakNotification,
@@ -42,11 +43,6 @@ from smbfs.proto.oplock_break import (
     OplockLevel,
     decode_break,
 )
-
-if TYPE_CHECKING:
-    from smbfs.client.open import Open
-    from smbfs.client.session import Session
-    from smbfs.client.tree import Tree
 
 log = logging.getLogger(__name__)
 
@@ -78,17 +74,58 @@ class BreakEvent:
 BreakSubscriber = Callable[[BreakEvent], Awaitable[None] | None]
 
 
+# The table sits below the session, tree and open modules in the import
+# graph (the session creates it; opens register with it), so it names what
+# it needs of them structurally instead of importing them back.
+
+
+class AckPipe(Protocol):
+    """Where an acknowledgment is sent: the tree the lease was granted on
+    (its TreeId and sealing)."""
+
+    async def request(self, message: Message) -> object: ...
+
+
+class LeaseHolder(Protocol):
+    """An open as the table sees it (:class:`smbfs.client.open.Open`)."""
+
+    oplock_level: int
+
+    @property
+    def file_id(self) -> FileId: ...
+
+    @property
+    def path(self) -> str: ...
+
+    @property
+    def lease(self) -> Lease | None: ...
+
+    @property
+    def tree(self) -> AckPipe: ...
+
+
+class LeaseHost(Protocol):
+    """The session owning the table (:class:`smbfs.client.session.Session`)."""
+
+    @property
+    def connection(self) -> Connection: ...
+
+    def register_break_handler(self, fn: BreakHandler) -> None: ...
+
+    def spawn(self, async_fn: Callable[..., Awaitable[Any]], *args: Any) -> None: ...
+
+
 @dataclass(eq=False, slots=True)
 class Lease:
     """One File entry of the GlobalFileTable: a lease key and what it covers."""
 
     key: bytes
     path: str
-    tree: Tree  # the acknowledgment goes through it (TreeId, sealing)
+    tree: AckPipe  # the acknowledgment goes through it (TreeId, sealing)
     version: int = 0  # 0 until granted; then 1 (SMB 2.1) or 2 (SMB 3.x)
     state: int = 0
     epoch: int = 0
-    opens: set[Open] = field(default_factory=set)
+    opens: set[LeaseHolder] = field(default_factory=set)
     # Creates sent with this key whose responses are not processed yet: a break
     # can overtake the task that registers the new open ([MS-SMB2] 3.2.5.19.2).
     pending: int = 0
@@ -109,25 +146,25 @@ def _oplock_as_lease(level: int) -> int:
 # guard in on_break drops the connection.
 _BACKLOG_SLACK = 256
 
-_tables: weakref.WeakKeyDictionary[Any, LeaseTable] = weakref.WeakKeyDictionary()
-
 
 class LeaseTable:
     """Leases and oplocks held by one session, and their break acknowledger.
 
-    Get it with :meth:`for_session` (one per session; it registers itself as
-    the session's break handler and starts its task in the session's nursery
-    the first time).
+    Each session has one (``session.leases``). It registers itself as the
+    session's break handler and starts its task in the session's nursery
+    only when the first lease or oplock is asked for (:meth:`activate`): a
+    session that never asks runs no acknowledger.
     """
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: LeaseHost) -> None:
         self._session = session
+        self._active = False
         self._leases: dict[bytes, Lease] = {}
         # (share, lower-cased path) -> lease key. Keyed by share name, not
         # TreeId, so the key survives a tree reconnect (3.2.4.3 keys the
         # GlobalFileTable by server\\share\\path).
         self._keys: dict[tuple[str, str], bytes] = {}
-        self._oplock_opens: dict[FileId, Open] = {}
+        self._oplock_opens: dict[FileId, LeaseHolder] = {}
         self._subscribers: list[BreakSubscriber] = []
         self._queues: dict[bytes | FileId, deque[OplockBreakNotification
                                                  | LeaseBreakNotification]] = {}
@@ -140,15 +177,15 @@ class LeaseTable:
         # Set each time a break has been fully processed; tests wait on it.
         self._processed = trio.Event()
 
-    @classmethod
-    def for_session(cls, session: Session) -> LeaseTable:
-        table = _tables.get(session)
-        if table is None:
-            table = cls(session)
-            _tables[session] = table
-            session.register_break_handler(table.on_break)
-            session.spawn(table._run)
-        return table
+    def activate(self) -> None:
+        """Take the session's breaks from now on; call before sending a
+        CREATE that asks for a lease or oplock (a break may follow its
+        response at once). Idempotent."""
+        if self._active:
+            return
+        self._active = True
+        self._session.register_break_handler(self.on_break)
+        self._session.spawn(self._run)
 
     # ---------------------------------------------------------------- lookups
 
@@ -185,7 +222,7 @@ class LeaseTable:
 
     # ------------------------------------------------------ open bookkeeping
 
-    def begin_create(self, tree: Tree, path: str, key: bytes) -> Lease:
+    def begin_create(self, tree: AckPipe, path: str, key: bytes) -> Lease:
         lease = self._leases.get(key)
         if lease is None:
             lease = Lease(key=key, path=path, tree=tree)
@@ -197,7 +234,7 @@ class LeaseTable:
             lease.settled = trio.Event()
         return lease
 
-    def end_create(self, lease: Lease, opened: Open | None, granted_state: int | None,
+    def end_create(self, lease: Lease, opened: LeaseHolder | None, granted_state: int | None,
                    epoch: int, version: int) -> None:
         """Record the server's answer to a create that asked for ``lease``."""
         lease.pending -= 1
@@ -212,10 +249,10 @@ class LeaseTable:
             if not lease.opens:
                 self._leases.pop(lease.key, None)
 
-    def register_oplock(self, opened: Open) -> None:
+    def register_oplock(self, opened: LeaseHolder) -> None:
         self._oplock_opens[opened.file_id] = opened
 
-    def forget_open(self, opened: Open) -> None:
+    def forget_open(self, opened: LeaseHolder) -> None:
         """Called when an open is closed (or lost)."""
         self._oplock_opens.pop(opened.file_id, None)
         lease = opened.lease
@@ -258,7 +295,7 @@ class LeaseTable:
                     brk = decode_break(memoryview(raw))
                 except DecodeError as e:
                     # Like any malformed message: the server is not to be
-                    # trusted any more, the connection goes (design.md).
+                    # trusted any more, the connection goes (docs/security.md).
                     self._session.connection.handle_protocol_error(
                         f"malformed OPLOCK_BREAK notification: {e}")
                     self._signal_processed()
@@ -362,7 +399,7 @@ class LeaseTable:
             opened.oplock_level = OplockLevel.SMB2_OPLOCK_LEVEL_NONE
 
     async def _ack(self, ack: LeaseBreakAcknowledgment | OplockBreakAcknowledgment,
-                   tree: Tree, lease: Lease | None) -> None:
+                   tree: AckPipe, lease: Lease | None) -> None:
         try:
             await tree.request(ack)
         except SMBError as e:

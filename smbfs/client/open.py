@@ -22,12 +22,14 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import trio
 
+from smbfs.client.connection import Response
 from smbfs.client.errors import SMBError
 from smbfs.client.lease import LEASE_RWH, Lease, LeaseTable
+from smbfs.client.session import Session
 from smbfs.proto.change_notify import (
     ChangeNotifyFlags,
     ChangeNotifyRequest,
@@ -60,17 +62,30 @@ from smbfs.proto.create_contexts import (
 from smbfs.proto.fileid import FileId
 from smbfs.proto.fscc.attributes import FileAttributes, FileInformationClass
 from smbfs.proto.fscc.directory import DirectoryEntry, decode_directory_buffer
+from smbfs.proto.fscc.ea import FileFullEaEntry, FileFullEaInformation
 from smbfs.proto.fscc.file_info import (
     FileAllInformation,
     FileBasicInformation,
     FileDispositionInformation,
     FileEndOfFileInformation,
     FileInternalInformation,
+    FileLinkInformation,
     FileNetworkOpenInformation,
     FileRenameInformation,
     FileStandardInformation,
 )
+from smbfs.proto.fscc.filesystem import (
+    FileFsAttributeInformation,
+    FileFsFullSizeInformation,
+    FileSystemAttributes,
+)
+from smbfs.proto.fscc.reparse import (
+    SYMLINK_FLAG_RELATIVE,
+    SymbolicLinkReparseBuffer,
+    decode_reparse,
+)
 from smbfs.proto.fscc.time import filetime_to_ns, ns_to_filetime
+from smbfs.proto.fsctl import CtlCode
 from smbfs.proto.info import InfoType, QueryInfoRequest, QueryInfoResponse, SetInfoRequest
 from smbfs.proto.io import (
     FlushRequest,
@@ -81,16 +96,13 @@ from smbfs.proto.io import (
 )
 from smbfs.proto.ioctl import SMB2_0_IOCTL_IS_FSCTL, IoctlRequest, IoctlResponse
 from smbfs.proto.lock import LockElement, LockFlags, LockRequest
+from smbfs.proto.message import Message
 from smbfs.proto.ntstatus import NTStatus
 from smbfs.proto.query_directory import (
     QueryDirectoryFlags,
     QueryDirectoryRequest,
     QueryDirectoryResponse,
 )
-
-if TYPE_CHECKING:
-    from smbfs.client.connection import Response
-    from smbfs.client.tree import Tree
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +127,26 @@ READ_WRITE = (
 # Durable handles: how long (ms) the server keeps the open for us after a
 # disconnect; 0 would let the server choose (Windows uses 60 s).
 DURABLE_TIMEOUT_MS = 60_000
+
+
+class RequestPipe(Protocol):
+    """What an open needs of its tree (:class:`smbfs.client.tree.Tree`).
+
+    Named structurally because the tree module sits above this one: its
+    ``create`` makes Opens, so this module cannot import it back."""
+
+    session: Session
+    share_name: str
+
+    @property
+    def is_disk(self) -> bool: ...
+
+    async def request(self, message: Message, *, payload_size: int = 0,
+                      ok_statuses: Iterable[int] = frozenset()) -> Response: ...
+
+    async def compound(self, messages: Sequence[Message], *, related: bool = True,
+                       ok_statuses: Iterable[int] = frozenset()
+                       ) -> list[Response | SMBError]: ...
 
 
 # -------------------------------------------------------------- FileInfo
@@ -189,6 +221,48 @@ class FileInfo:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class FsSize:
+    """The space of the filesystem behind a share ([MS-FSCC] 2.5.4
+    FileFsFullSizeInformation), counted in allocation units of
+    ``unit_size`` bytes: what statfs(2) reports."""
+
+    unit_size: int
+    total_units: int
+    free_units: int  # ActualAvailableAllocationUnits: the volume's
+    available_units: int  # CallerAvailableAllocationUnits: ours, after quotas
+
+    @classmethod
+    def from_fscc(cls, fs: FileFsFullSizeInformation) -> FsSize:
+        return cls(max(1, fs.sectors_per_allocation_unit * fs.bytes_per_sector),
+                   fs.total_allocation_units, fs.actual_available_allocation_units,
+                   fs.caller_available_allocation_units)
+
+
+@dataclass(frozen=True, slots=True)
+class FsAttributes:
+    """What the filesystem behind a share says about itself ([MS-FSCC]
+    2.5.1 FileFsAttributeInformation). ``max_name`` is
+    MaximumComponentNameLength as sent (0 when the server gives none)."""
+
+    attributes: int
+    max_name: int
+    name: str
+
+    @property
+    def supports_eas(self) -> bool:
+        return bool(self.attributes & FileSystemAttributes.FILE_SUPPORTS_EXTENDED_ATTRIBUTES)
+
+
+@dataclass(frozen=True, slots=True)
+class SymbolicLink:
+    """A symbolic link reparse point ([MS-FSCC] 2.1.2.4)."""
+
+    target: str  # SubstituteName
+    print_name: str
+    relative: bool
+
+
 # ------------------------------------------------------------------ Open
 
 
@@ -210,7 +284,7 @@ class Open:
     requests this handle had on the wire at once), ``requests``.
     """
 
-    def __init__(self, tree: Tree, path: str, response: CreateResponse,
+    def __init__(self, tree: RequestPipe, path: str, response: CreateResponse,
                  request: CreateRequest) -> None:
         self.tree = tree
         self.path = path
@@ -250,7 +324,7 @@ class Open:
     @classmethod
     async def create(
         cls,
-        tree: Tree,
+        tree: RequestPipe,
         path: str,
         *,
         desired_access: int = READ_WRITE,
@@ -306,7 +380,7 @@ class Open:
         lease_key = b""
         requested_oplock = OplockLevel.SMB2_OPLOCK_LEVEL_NONE if oplock is None else oplock
         if want_state:
-            table = LeaseTable.for_session(session)
+            table = session.leases
             lease_key = table.lease_key_for(tree.share_name, path)
             requested_oplock = OplockLevel.SMB2_OPLOCK_LEVEL_LEASE
             if dialect.is_smb3:
@@ -334,12 +408,12 @@ class Open:
             create_options=options, requested_oplock_level=requested_oplock,
             impersonation_level=impersonation, create_contexts=ctxs,
         )
+        if requested_oplock != OplockLevel.SMB2_OPLOCK_LEVEL_NONE:
+            # The break handler is in place before any break for this open
+            # can arrive (it may follow the CREATE response immediately).
+            session.leases.activate()
         if table is not None:
             lease_rec = table.begin_create(tree, path, lease_key)
-        elif requested_oplock != OplockLevel.SMB2_OPLOCK_LEVEL_NONE:
-            # Registers the break handler before any break for this open can
-            # arrive (it may follow the CREATE response immediately).
-            LeaseTable.for_session(session)
         opened: Open | None = None
         granted: int | None = None
         epoch = 0
@@ -359,7 +433,7 @@ class Open:
                     if v1 is not None and v1.lease_key == lease_key:
                         granted, version = v1.lease_state, 1
             elif body.oplock_level != OplockLevel.SMB2_OPLOCK_LEVEL_NONE:
-                LeaseTable.for_session(session).register_oplock(opened)
+                session.leases.register_oplock(opened)
         finally:
             if table is not None and lease_rec is not None:
                 table.end_create(lease_rec, opened, granted, epoch, version)
@@ -426,7 +500,7 @@ class Open:
             ))
         finally:
             if self.lease is not None or self.oplock_level != OplockLevel.SMB2_OPLOCK_LEVEL_NONE:
-                LeaseTable.for_session(self.tree.session).forget_open(self)
+                self.tree.session.leases.forget_open(self)
         body = resp.decode(CloseResponse)
         if not post_query or not body.flags & CloseFlags.SMB2_CLOSE_FLAG_POSTQUERY_ATTRIB:
             return None
@@ -659,6 +733,47 @@ class Open:
         with resp.guard():
             return FileNetworkOpenInformation.decode(buf)
 
+    async def query_fs_size(self) -> FsSize:
+        """The share's filesystem space (statfs)."""
+        fs = await self.query_info_as(FileFsFullSizeInformation.decode,
+                                      FileFsFullSizeInformation.INFO_CLASS,
+                                      info_type=InfoType.SMB2_0_INFO_FILESYSTEM)
+        return FsSize.from_fscc(fs)
+
+    async def query_fs_attributes(self) -> FsAttributes:
+        """The share's filesystem capabilities, name length limit and name."""
+        fa = await self.query_info_as(FileFsAttributeInformation.decode,
+                                      FileFsAttributeInformation.INFO_CLASS,
+                                      info_type=InfoType.SMB2_0_INFO_FILESYSTEM)
+        return FsAttributes(fa.file_system_attributes, fa.maximum_component_name_length,
+                            fa.file_system_name)
+
+    async def query_eas(self, *, output_buffer_length: int = 65536
+                        ) -> list[tuple[bytes, bytes]]:
+        """Every extended attribute as (name, value), in the server's order.
+        A file without EAs is an empty list, not an error (the server says
+        STATUS_NO_EAS_ON_FILE, [MS-FSA] 2.1.5.11.8)."""
+        try:
+            info = await self.query_info_as(FileFullEaInformation.decode,
+                                            FileInformationClass.FileFullEaInformation,
+                                            output_buffer_length=output_buffer_length)
+        except SMBError as e:
+            if e.status in (_S.STATUS_NO_EAS_ON_FILE, _S.STATUS_NO_MORE_EAS):
+                return []
+            raise
+        return [(e.name, e.value) for e in info.entries]
+
+    async def set_ea(self, name: bytes, value: bytes) -> None:
+        """Set one extended attribute; an empty ``value`` removes it
+        ([MS-FSCC] 2.4.15). The handle needs FILE_WRITE_EA."""
+        info = FileFullEaInformation([FileFullEaEntry(name, value)])
+        await self.set_info(FileInformationClass.FileFullEaInformation, info.encode())
+
+    async def link(self, new_path: str, *, replace: bool = False) -> None:
+        """Make ``new_path`` a hard link to this file (FileLinkInformation)."""
+        info = FileLinkInformation(_normalize(new_path), replace_if_exists=replace)
+        await self.set_info(FileInformationClass.FileLinkInformation, info.encode())
+
     async def set_info(self, info_class: int, buffer: bytes, *,
                        info_type: int = InfoType.SMB2_0_INFO_FILE,
                        additional_information: int = 0) -> None:
@@ -767,10 +882,39 @@ class Open:
 
     async def ioctl(self, ctl_code: int, input: bytes = b"", *, max_output: int = 65536,
                     fsctl: bool = True, ok_statuses: Iterable[int] = ()) -> memoryview:
-        """SMB2 IOCTL on this handle; returns the output buffer."""
-        return await ioctl(self.tree, ctl_code, input, file_id=self.file_id,
-                           max_output=max_output, fsctl=fsctl, ok_statuses=ok_statuses,
-                           owner=self)
+        """SMB2 IOCTL on this handle; returns the raw output buffer."""
+        _resp, out = await _ioctl(self.tree, ctl_code, input, file_id=self.file_id,
+                                  max_output=max_output, fsctl=fsctl,
+                                  ok_statuses=ok_statuses, owner=self)
+        return out
+
+    async def ioctl_as(self, decode: Callable[[memoryview], _D], ctl_code: int,
+                       input: bytes = b"", *, max_output: int = 65536,
+                       fsctl: bool = True) -> _D:
+        """:meth:`ioctl` and ``decode(output)``: an output the decoder
+        rejects is a malformed response (connection dropped,
+        ConnectionLostError), as for :meth:`query_info_as`."""
+        resp, out = await _ioctl(self.tree, ctl_code, input, file_id=self.file_id,
+                                 max_output=max_output, fsctl=fsctl, owner=self)
+        with resp.guard():
+            return decode(out)
+
+    async def set_symbolic_link(self, target: str, *, relative: bool) -> None:
+        """Make this (empty) file a symbolic link reparse point to ``target``
+        (FSCTL_SET_REPARSE_POINT; open it with FILE_OPEN_REPARSE_POINT).
+        ``target`` is in SMB form (backslashes)."""
+        buf = SymbolicLinkReparseBuffer(target, target,
+                                        SYMLINK_FLAG_RELATIVE if relative else 0).encode()
+        await self.ioctl(CtlCode.FSCTL_SET_REPARSE_POINT, buf, max_output=0)
+
+    async def get_symbolic_link(self) -> SymbolicLink | None:
+        """The symbolic link this reparse point holds, or None when it holds
+        another kind of reparse data (FSCTL_GET_REPARSE_POINT)."""
+        data = await self.ioctl_as(decode_reparse, CtlCode.FSCTL_GET_REPARSE_POINT,
+                                   max_output=16384)
+        if not isinstance(data, SymbolicLinkReparseBuffer):
+            return None
+        return SymbolicLink(data.substitute_name, data.print_name, data.relative)
 
     # ------------------------------------------------------------- notify
 
@@ -818,12 +962,23 @@ def _first_error(group: BaseExceptionGroup) -> BaseException:
     return cancelled if cancelled is not None else group
 
 
-async def ioctl(tree: Tree, ctl_code: int, input: bytes = b"", *,
+async def ioctl(tree: RequestPipe, ctl_code: int, input: bytes = b"", *,
                 file_id: FileId | None = None, max_output: int = 65536, fsctl: bool = True,
                 ok_statuses: Iterable[int] = (), owner: Open | None = None) -> memoryview:
     """SMB2 IOCTL ([MS-SMB2] 3.2.4.20). ``file_id`` defaults to all ones, as
     FSCTLs that address the server rather than a file need (e.g.
-    FSCTL_QUERY_NETWORK_INTERFACE_INFO, FSCTL_VALIDATE_NEGOTIATE_INFO)."""
+    FSCTL_QUERY_NETWORK_INTERFACE_INFO, FSCTL_VALIDATE_NEGOTIATE_INFO).
+    Returns the raw output buffer: decode it inside the response's guard
+    (:meth:`Open.ioctl_as`) when it carries a structure."""
+    _resp, out = await _ioctl(tree, ctl_code, input, file_id=file_id, max_output=max_output,
+                              fsctl=fsctl, ok_statuses=ok_statuses, owner=owner)
+    return out
+
+
+async def _ioctl(tree: RequestPipe, ctl_code: int, input: bytes = b"", *,
+                 file_id: FileId | None = None, max_output: int = 65536, fsctl: bool = True,
+                 ok_statuses: Iterable[int] = (), owner: Open | None = None
+                 ) -> tuple[Response, memoryview]:
     fid = file_id if file_id is not None else FileId(0xFFFFFFFFFFFFFFFF, 0xFFFFFFFFFFFFFFFF)
     req = IoctlRequest(ctl_code=ctl_code, file_id=fid, input=input,
                        max_output_response=max_output,
@@ -833,4 +988,4 @@ async def ioctl(tree: Tree, ctl_code: int, input: bytes = b"", *,
         resp = await owner._request(req, payload_size=payload, ok_statuses=ok_statuses)
     else:
         resp = await tree.request(req, payload_size=payload, ok_statuses=ok_statuses)
-    return memoryview(resp.decode(IoctlResponse).output)
+    return resp, memoryview(resp.decode(IoctlResponse).output)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import struct
 from collections.abc import Awaitable, Callable, Collection, Sequence
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import spnego
 import spnego.exceptions
@@ -35,6 +35,7 @@ from smbfs.client.errors import (
     SMBError,
 )
 from smbfs.client.kerberos import KerberosSpnego
+from smbfs.client.lease import LeaseTable
 from smbfs.proto.codec import DecodeError
 from smbfs.proto.constants import Command, Dialect, HeaderFlags, SecurityMode
 from smbfs.proto.crypto.encryption import Encryptor
@@ -49,9 +50,6 @@ from smbfs.proto.ntstatus import NTStatus, is_success
 from smbfs.proto.session_setup import SessionFlags, SessionSetupRequest, SessionSetupResponse
 from smbfs.proto.simple import LogoffRequest
 from smbfs.proto.tree import TreeConnectRequest, TreeDisconnectRequest
-
-if TYPE_CHECKING:
-    from smbfs.client.tree import Tree
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +145,9 @@ class Session:
         self._generation = 0  # bumped by each successful (re)authentication
         self._session_key: bytes | None = None
         self._logged_off = False
+        # Leases and oplocks this session holds; their break acknowledger
+        # starts with the first open that asks for one.
+        self.leases = LeaseTable(self)
 
     # -- the contract's accessors --------------------------------------------
 
@@ -169,11 +170,6 @@ class Session:
     def spawn(self, async_fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
         """Run a background task that lives as long as the session."""
         self._nursery.start_soon(async_fn, *args)
-
-    async def tree_connect(self, share: str) -> Tree:
-        from smbfs.client.tree import Tree
-
-        return await Tree.connect(self, share)
 
     # -- authentication ------------------------------------------------------
 

@@ -1,11 +1,13 @@
 """A tree connect: one share of the server on one session ([MS-SMB2] 3.2.4.2.4,
 3.2.5.5, 3.2.4.22).
 
-The tree is what every file request is sent through: it stamps its TreeId
+The tree is the pipe every file request goes through: it stamps its TreeId
 and decides whether the request must be sealed (a share with
 SMB2_SHAREFLAG_ENCRYPT_DATA is encrypted whatever the session says,
-3.2.4.1.8). Opening files and the compound shortcuts (stat, rename, delete)
-hang off it so the FUSE layer holds one object per mount.
+3.2.4.1.8), and it opens files (:meth:`Tree.create`). Nothing more: the
+operations on paths (stat, rename, delete, EAs...) live above it in
+:mod:`smbfs.client.paths`, so the import graph points one way
+(paths -> tree -> open -> session -> connection).
 """
 
 from __future__ import annotations
@@ -13,9 +15,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from smbfs.client.connection import Response
 from smbfs.client.errors import SMBError
+from smbfs.client.open import Open
+from smbfs.client.session import Session
 from smbfs.proto.message import Message
 from smbfs.proto.tree import (
     ShareCapabilities,
@@ -25,11 +30,6 @@ from smbfs.proto.tree import (
     TreeConnectResponse,
     TreeDisconnectRequest,
 )
-
-if TYPE_CHECKING:
-    from smbfs.client.connection import Response
-    from smbfs.client.open import FileInfo, Open
-    from smbfs.client.session import Session
 
 log = logging.getLogger(__name__)
 
@@ -142,65 +142,11 @@ class Tree:
             ok_statuses=frozenset(ok_statuses), encrypt=self._encrypt,
         )
 
-    # ------------------------------------------------------ conveniences
+    # -------------------------------------------------------------- opens
 
     async def create(self, path: str, **kwargs: Any) -> Open:
         """Open or create ``path``; see :meth:`smbfs.client.open.Open.create`."""
-        from smbfs.client.open import Open
-
         return await Open.create(self, path, **kwargs)
-
-    async def stat(self, path: str) -> FileInfo:
-        """Attributes of ``path`` in one round trip (create+query+close)."""
-        from smbfs.client.compound_ops import stat
-
-        return await stat(self, path)
-
-    async def rename(self, path: str, new_path: str, *, replace: bool = False) -> None:
-        from smbfs.client.compound_ops import rename
-
-        await rename(self, path, new_path, replace=replace)
-
-    async def unlink(self, path: str) -> None:
-        from smbfs.client.compound_ops import delete
-
-        await delete(self, path, directory=False)
-
-    async def rmdir(self, path: str) -> None:
-        from smbfs.client.compound_ops import delete
-
-        await delete(self, path, directory=True)
-
-    async def mkdir(self, path: str) -> FileInfo:
-        from smbfs.client.compound_ops import mkdir
-
-        return await mkdir(self, path)
-
-    async def truncate(self, path: str, size: int) -> None:
-        """Set the size of ``path`` in one round trip (create+set-info+close)."""
-        from smbfs.client.compound_ops import truncate
-
-        await truncate(self, path, size)
-
-    async def set_times(self, path: str, **kwargs: Any) -> None:
-        """Set times/attributes of ``path`` in one round trip; see
-        :func:`smbfs.client.compound_ops.set_basic`."""
-        from smbfs.client.compound_ops import set_basic
-
-        await set_basic(self, path, **kwargs)
-
-    async def listdir(self, path: str = "", pattern: str = "*") -> list[FileInfo]:
-        """Every entry of a directory (without "." and "..") as FileInfo."""
-        from smbfs.client.open import Open
-        from smbfs.proto.create import AccessMask, CreateOptions
-
-        d = await Open.create(
-            self, path, desired_access=AccessMask.FILE_LIST_DIRECTORY
-            | AccessMask.FILE_READ_ATTRIBUTES | AccessMask.SYNCHRONIZE,
-            options=CreateOptions.FILE_DIRECTORY_FILE,
-        )
-        async with d:
-            return await d.list_directory(pattern)
 
     def __repr__(self) -> str:
         return f"<Tree {self.share_name!r} id={self.tree_id:#x}>"

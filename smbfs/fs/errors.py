@@ -8,6 +8,9 @@ import logging
 import pyfuse3
 
 from smbfs.client.errors import ConnectionLostError, SMBError
+
+# API vocabulary of the engine: SMBError.status is an NTSTATUS code, and the
+# one NTSTATUS -> errno table is kept with the codes it maps (sans-IO data).
 from smbfs.proto.ntstatus import errno_for_status
 
 log = logging.getLogger(__name__)

@@ -12,6 +12,9 @@ lives while the kernel references it (or a handle is open on it) and is
 dropped at ``forget``, so memory follows the kernel's dentry cache, not the
 size of the share.
 
+The lookup-storm prefetch (:class:`LookupPrefetch`) lives here too: it is a
+policy over the same node state (misses, listings, epochs).
+
 Paths are share-relative, backslash separated, without a leading backslash
 (the form CREATE wants); the root node's path is the mounted subdirectory
 ("" for the share root).
@@ -19,14 +22,17 @@ Paths are share-relative, backslash separated, without a leading backslash
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import pyfuse3
 import trio
 
+from smbfs.client.errors import SMBError
 from smbfs.client.open import FileInfo
 
 log = logging.getLogger(__name__)
@@ -87,7 +93,7 @@ class Node:
     changed: int = 0
     # A directory's complete set of names (casefolded), known because our
     # own mkdir made it (renewed by later listings of such a directory, see
-    # SmbOperations._prefetch), kept current by our own changes; trusted until
+    # LookupPrefetch), kept current by our own changes; trusted until
     # ``listed_until`` (trio clock) to answer lookups of other names ENOENT.
     # Not from readdir: a listing taken by any program (a scanner of /tmp)
     # would then hide names other clients create just after it, which a
@@ -382,3 +388,78 @@ class InodeTable:
     def closed(self, node: Node) -> None:
         node.open_handles -= 1
         self._maybe_drop(node)
+
+
+# ----------------------------------------------------------- lookup storms
+
+# Lookup misses in one directory within actimeo before it is listed once to
+# answer the others (a listing costs about three round trips).
+PREFETCH_AFTER = 4
+
+Lister = Callable[[str], Awaitable[list[FileInfo]]]
+
+
+class LookupPrefetch:
+    """Lookup storms (a stat of every file after a remount, ``make``, ``git
+    status``): after PREFETCH_AFTER lookup misses in one directory within
+    actimeo, list the directory once and answer lookups there from that
+    listing for actimeo (what rclone does for its fast stats; a readdirplus
+    does the same for ls -l). Only positive answers: a name not listed is
+    still asked for (another client may just have made it).
+
+    ``list_dir(path)`` lists a directory (the caller's engine call)."""
+
+    def __init__(self, table: InodeTable, timeout: float, list_dir: Lister) -> None:
+        self.table = table
+        self.timeout = timeout
+        self._list_dir = list_dir
+
+    async def answer(self, parent: Node, name: str, path: str) -> Node | None:
+        """The node for a lookup of ``name`` in ``parent`` from a listing,
+        or None: ask the server."""
+        now = trio.current_time()
+        if parent.prefetching is not None:
+            await parent.prefetching.wait()
+        elif parent.prefetch is None or now >= parent.prefetch_until:
+            parent.prefetch = None
+            if now - parent.miss_since > self.timeout:
+                parent.misses, parent.miss_since = 0, now
+            parent.misses += 1
+            if parent.misses < PREFETCH_AFTER:
+                return None
+            parent.misses = 0
+            await self._prefetch(parent)
+        listing = parent.prefetch
+        if listing is None or trio.current_time() >= parent.prefetch_until:
+            return None
+        info = listing.get(name.casefold())
+        if info is None:
+            return None
+        node = self.table.by_path(path)
+        if node is not None and node.changed > parent.prefetch_stamp:
+            return None  # we changed it after the listing was asked for
+        # A copy: the node's info is updated in place (write), the
+        # listing's entry must not follow it.
+        return self.table.remember(path, dataclasses.replace(info), parent.prefetch_stamp)
+
+    async def _prefetch(self, parent: Node) -> None:
+        done = parent.prefetching = trio.Event()
+        since = self.table.stamp()
+        try:
+            entries = await self._list_dir(parent.path)
+        except SMBError as e:
+            log.debug("listing %r for lookups: %s", parent.path, e)
+            return
+        finally:
+            parent.prefetching = None
+            done.set()
+        if parent.changed > since:
+            return  # we changed its names meanwhile
+        parent.prefetch = {e.name.casefold(): e for e in entries}
+        if parent.listing is not None:
+            # A directory we made, whose names we knew: this listing renews
+            # that knowledge for actimeo (negative entries keep working in a
+            # long create storm, e.g. tar -x of a big directory).
+            self.table.set_listing(parent, set(parent.prefetch), since)
+        parent.prefetch_stamp = since
+        parent.prefetch_until = trio.current_time() + self.timeout

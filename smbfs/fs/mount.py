@@ -11,6 +11,7 @@ from collections.abc import Callable
 import pyfuse3
 import trio
 
+from smbfs.client import paths
 from smbfs.client.client import open_session
 from smbfs.client.config import ClientConfig
 from smbfs.client.errors import SMBError
@@ -18,6 +19,9 @@ from smbfs.client.tree import Tree
 from smbfs.fs.errors import MountError
 from smbfs.fs.operations import SmbOperations
 from smbfs.fs.options import FsOptions
+
+# API vocabulary of the engine: SMBError.status is an NTSTATUS code, and the
+# one NTSTATUS -> errno table is kept with the codes it maps (sans-IO data).
 from smbfs.proto.ntstatus import errno_for_status
 
 log = logging.getLogger(__name__)
@@ -54,7 +58,7 @@ async def _check_subdir(tree: Tree, root: str, subdir: str, share: str) -> None:
     if not root:
         return
     try:
-        info = await tree.stat(root)
+        info = await paths.stat(tree, root)
     except SMBError as e:
         if errno_for_status(e.status) in (errno.ENOENT, errno.ENOTDIR):
             raise MountError(f"{subdir}: no such directory on {share}") from None

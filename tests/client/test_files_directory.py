@@ -7,6 +7,7 @@ from typing import Any
 import trio
 from smb_trees import tree_on, unique
 
+from smbfs.client import paths
 from smbfs.client.open import FileInfo
 from smbfs.proto.change_notify import CompletionFilter, FileAction
 from smbfs.proto.create import AccessMask, CreateDisposition, CreateOptions
@@ -64,7 +65,7 @@ async def test_enumerate_3000_entries_with_continuation(samba: Any) -> None:
 async def test_change_notify_reports_a_new_file(samba: Any) -> None:
     d = unique("watch")
     async with tree_on(samba) as tree:
-        await tree.mkdir(d)
+        await paths.mkdir(tree, d)
         h = await tree.create(d, **DIR_OPEN)
         got: list[Any] = []
 
@@ -87,14 +88,14 @@ async def test_change_notify_reports_a_new_file(samba: Any) -> None:
         assert any(c.action == FileAction.FILE_ACTION_ADDED and c.file_name == "new.txt"
                    for c in changes)
         await h.close()
-        await tree.unlink(f"{d}/new.txt")
-        await tree.rmdir(d)
+        await paths.unlink(tree, f"{d}/new.txt")
+        await paths.rmdir(tree, d)
 
 
 async def test_cancelled_change_notify_returns_promptly(samba: Any) -> None:
     d = unique("cancel")
     async with tree_on(samba) as tree:
-        await tree.mkdir(d)
+        await paths.mkdir(tree, d)
         conn = tree.session.connection
         h = await tree.create(d, **DIR_OPEN)
         cancels = conn.cancels_sent
@@ -107,9 +108,9 @@ async def test_cancelled_change_notify_returns_promptly(samba: Any) -> None:
         assert conn.cancels_sent == cancels + 1
         # The connection is still usable: more requests succeed afterwards.
         with trio.fail_after(10):
-            st = await tree.stat(d)
+            st = await paths.stat(tree, d)
             assert st.is_directory
             assert [e async for e in h.query_directory("nothing*")] == []
             await h.close()
-            await tree.rmdir(d)
+            await paths.rmdir(tree, d)
         assert conn.alive

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from smb_trees import tree_on, unique
 
+from smbfs.client import paths
 from smbfs.client.errors import SMBError
 from smbfs.client.open import FileInfo, Open
 from smbfs.client.session import Session
@@ -48,7 +49,7 @@ async def test_256mib_pipelined_round_trip(samba: Any) -> None:
             assert read.hexdigest() == wrote.hexdigest()
         finally:
             await f.close()
-            await tree.unlink(name)
+            await paths.unlink(tree, name)
         # Pipelining is shown by the instrumentation, not by timing.
         assert peak_write > 1 and peak_read > 1
         assert peak_write <= 16 and peak_read <= 16
@@ -69,7 +70,7 @@ async def test_read_at_and_past_end_of_file(samba: Any) -> None:
             buf = bytearray(5000)
             assert await f.readinto(10_000, buf) == 2800
             assert bytes(buf[:2800]) == data[10_000:]
-        await tree.unlink(name)
+        await paths.unlink(tree, name)
 
 
 async def test_create_dispositions_and_actions(samba: Any) -> None:
@@ -100,7 +101,7 @@ async def test_create_dispositions_and_actions(samba: Any) -> None:
             with pytest.raises(SMBError) as e:
                 await ro.write(0, b"x")
             assert e.value.status == NTStatus.STATUS_ACCESS_DENIED
-        await tree.unlink(name)
+        await paths.unlink(tree, name)
 
 
 async def test_truncate_set_times_flush_and_query_all(samba: Any) -> None:
@@ -123,9 +124,9 @@ async def test_truncate_set_times_flush_and_query_all(samba: Any) -> None:
             assert allinfo.internal.index_number == info.file_id != 0
             final = await f.close()
             assert final is not None and final.size == 1 << 20
-        st = await tree.stat(name)
+        st = await paths.stat(tree, name)
         assert st.size == 1 << 20 and st.write_ns == when and not st.is_directory
-        await tree.unlink(name)
+        await paths.unlink(tree, name)
 
 
 async def test_lock_conflict_between_two_opens(samba: Any) -> None:
@@ -154,7 +155,7 @@ async def test_lock_conflict_between_two_opens(samba: Any) -> None:
         finally:
             await a.close()
             await b.close()
-            await tree.unlink(name)
+            await paths.unlink(tree, name)
 
 
 FSCTL_SRV_REQUEST_RESUME_KEY = 0x00140078
@@ -168,7 +169,7 @@ async def test_ioctl(samba: Any) -> None:
             out = await f.ioctl(FSCTL_SRV_REQUEST_RESUME_KEY, max_output=32)
             # SRV_REQUEST_RESUME_KEY response: 24-byte key, ContextLength, Context.
             assert len(out) >= 28
-        await tree.unlink(name)
+        await paths.unlink(tree, name)
     async with tree_on(samba, "IPC$") as ipc:
         assert ipc.is_pipe
         from smbfs.client.open import ioctl
@@ -216,7 +217,7 @@ async def test_each_dialect_open_write_read_close(samba: Any, dialect: Dialect,
         finally:
             info = await f.close()
         assert info is not None and info.size == len(data)
-        await tree.unlink(name)
+        await paths.unlink(tree, name)
 
 
 async def test_closed_handle_is_refused_locally(samba: Any) -> None:
@@ -228,7 +229,7 @@ async def test_closed_handle_is_refused_locally(samba: Any) -> None:
         with pytest.raises(SMBError) as e:
             await f.read(0, 1)
         assert e.value.status == NTStatus.STATUS_FILE_CLOSED
-        await tree.unlink(name)
+        await paths.unlink(tree, name)
 
 
 async def test_encrypted_share_io(samba: Any) -> None:
@@ -239,7 +240,7 @@ async def test_encrypted_share_io(samba: Any) -> None:
         async with await tree.create(name, disposition=CreateDisposition.FILE_CREATE) as f:
             await f.write(0, data)
             assert await f.read(0, len(data)) == data
-        await tree.unlink(name)
+        await paths.unlink(tree, name)
         await tree.disconnect()  # sealed as well, or the server refuses it
         assert not tree.connected
 
@@ -260,7 +261,7 @@ async def test_pipelined_write_failure_is_a_plain_smberror(samba: Any) -> None:
             assert await f.write(0, b"ok") == 2
         finally:
             await f.close()
-            await tree.unlink(name)
+            await paths.unlink(tree, name)
 
 
 async def test_blocking_lock_waits_and_can_be_cancelled(samba: Any) -> None:
@@ -296,7 +297,7 @@ async def test_blocking_lock_waits_and_can_be_cancelled(samba: Any) -> None:
         finally:
             await a.close()
             await b.close()
-            await tree.unlink(name)
+            await paths.unlink(tree, name)
 
 
 async def test_query_on_disk_id_matches_internal_information(samba: Any) -> None:
@@ -306,8 +307,8 @@ async def test_query_on_disk_id_matches_internal_information(samba: Any) -> None
                                      query_on_disk_id=True) as f:
             assert f.info.file_id is not None and f.info.file_id == f.disk_file_id
             assert (await f.query_attributes()).file_id == f.disk_file_id
-            assert (await tree.stat(name)).file_id == f.disk_file_id
-        await tree.unlink(name)
+            assert (await paths.stat(tree, name)).file_id == f.disk_file_id
+        await paths.unlink(tree, name)
 
 
 async def test_cancelled_pipelined_read_leaves_connection_usable(samba: Any) -> None:
@@ -332,4 +333,4 @@ async def test_cancelled_pipelined_read_leaves_connection_usable(samba: Any) -> 
                 for _ in range(3):
                     assert await f.read(0, len(data)) == data
             assert conn.alive and f.in_flight == 0
-        await tree.unlink(name)
+        await paths.unlink(tree, name)

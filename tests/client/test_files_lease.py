@@ -15,7 +15,8 @@ import pytest
 import trio
 from smb_trees import tree_on, unique
 
-from smbfs.client.lease import BreakEvent, LeaseTable
+from smbfs.client import paths
+from smbfs.client.lease import BreakEvent
 from smbfs.proto.constants import Dialect
 from smbfs.proto.create import CreateDisposition, OplockLevel
 
@@ -47,7 +48,7 @@ async def test_smbclient_write_breaks_our_lease(samba: Any, tmp_path: Path) -> N
         await f.write(0, b"from smbfs")
         assert f.lease is not None and f.lease_state == 0x7
         assert server_lease_state(samba, f.lease.key) == ["RWH"]
-        table = LeaseTable.for_session(tree.session)
+        table = tree.session.leases
         events: list[BreakEvent] = []
         table.subscribe(events.append)
         with trio.fail_after(BOUND):
@@ -67,7 +68,7 @@ async def test_smbclient_write_breaks_our_lease(samba: Any, tmp_path: Path) -> N
         # We still work on the file and see the other client's data.
         assert await f.read(0, 100) == b"from smbclient"
         await f.close()
-        await tree.unlink(name)
+        await paths.unlink(tree, name)
 
 
 @pytest.mark.parametrize("share", ["share", "encrypted"])
@@ -78,7 +79,7 @@ async def test_second_engine_session_open_is_not_left_hanging(samba: Any, share:
         fa = await a.create(name, disposition=CreateDisposition.FILE_CREATE)
         await fa.write(0, b"x" * 1000)
         assert fa.lease_state == 0x7
-        table_a = LeaseTable.for_session(a.session)
+        table_a = a.session.leases
         with trio.fail_after(BOUND):
             fb = await b.create(name)
             # The break is processed in the background; wait for its ack.
@@ -93,7 +94,7 @@ async def test_second_engine_session_open_is_not_left_hanging(samba: Any, share:
         assert await fa.read(999, 10) == b"xy"
         await fb.close()
         await fa.close()
-        await a.unlink(name)
+        await paths.unlink(a, name)
 
 
 async def test_our_own_opens_share_one_lease(samba: Any) -> None:
@@ -103,10 +104,10 @@ async def test_our_own_opens_share_one_lease(samba: Any) -> None:
         f2 = await tree.create(name)
         assert f1.lease is f2.lease and f1.lease is not None
         assert f2.lease_state == 0x7
-        assert LeaseTable.for_session(tree.session).breaks_received == 0
+        assert tree.session.leases.breaks_received == 0
         await f1.close()
         await f2.close()
-        await tree.unlink(name)
+        await paths.unlink(tree, name)
 
 
 async def test_lease_v1_break_on_smb21(samba: Any) -> None:
@@ -115,7 +116,7 @@ async def test_lease_v1_break_on_smb21(samba: Any) -> None:
             tree_on(samba) as b:
         fa = await a.create(name, disposition=CreateDisposition.FILE_CREATE)
         assert fa.lease is not None and fa.lease.version == 1 and fa.durable
-        table = LeaseTable.for_session(a.session)
+        table = a.session.leases
         with trio.fail_after(BOUND):
             fb = await b.create(name)
             while table.acks_sent == 0:
@@ -123,7 +124,7 @@ async def test_lease_v1_break_on_smb21(samba: Any) -> None:
         assert table.ack_errors == 0 and fa.lease_state & 0x4 == 0
         await fb.close()
         await fa.close()
-        await a.unlink(name)
+        await paths.unlink(a, name)
 
 
 async def test_oplock_break_acknowledged_on_smb202(samba: Any) -> None:
@@ -134,7 +135,7 @@ async def test_oplock_break_acknowledged_on_smb202(samba: Any) -> None:
                             oplock=OplockLevel.SMB2_OPLOCK_LEVEL_BATCH)
         assert fa.lease is None and not fa.durable
         assert fa.oplock_level == OplockLevel.SMB2_OPLOCK_LEVEL_BATCH
-        table = LeaseTable.for_session(a.session)
+        table = a.session.leases
         events: list[BreakEvent] = []
         table.subscribe(events.append)
         with trio.fail_after(BOUND):
@@ -147,7 +148,7 @@ async def test_oplock_break_acknowledged_on_smb202(samba: Any) -> None:
                                    OplockLevel.SMB2_OPLOCK_LEVEL_NONE)
         await fb.close()
         await fa.close()
-        await a.unlink(name)
+        await paths.unlink(a, name)
 
 
 async def test_slow_subscriber_on_one_file_does_not_hold_up_another(samba: Any) -> None:
@@ -166,7 +167,7 @@ async def test_slow_subscriber_on_one_file_does_not_hold_up_another(samba: Any) 
             if ev.path == x:
                 await release.wait()
 
-        LeaseTable.for_session(a.session).subscribe(slow_for_x)
+        a.session.leases.subscribe(slow_for_x)
         opened_x: list[Any] = []
         with trio.fail_after(BOUND):
             async with trio.open_nursery() as n:
@@ -182,5 +183,5 @@ async def test_slow_subscriber_on_one_file_does_not_hold_up_another(samba: Any) 
         assert opened_x and fx.lease_state & 0x4 == 0 and fy.lease_state & 0x4 == 0
         for h in (opened_x[0], gy, fx, fy):
             await h.close()
-        await a.unlink(x)
-        await a.unlink(y)
+        await paths.unlink(a, x)
+        await paths.unlink(a, y)

@@ -1,7 +1,7 @@
 """Malformed response *bodies* from a real Samba (rewritten by the fault
 proxy) decoded above the receiver, in open.py/tree.py: each must drop the
 connection and raise ConnectionLostError, never let a DecodeError escape
-or hand a wrong byte to the caller (design.md, [MS-SMB2] 3.2.5.1.7)."""
+or hand a wrong byte to the caller (docs/security.md, [MS-SMB2] 3.2.5.1.7)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 import trio
 from smb_trees import config_for, unique
 
-from smbfs.client import ConnectionLostError, open_session
+from smbfs.client import ConnectionLostError, open_session, paths
 from smbfs.client.open import READ_WRITE
 from smbfs.client.tree import Tree
 from smbfs.proto.constants import Command
@@ -122,7 +122,7 @@ async def test_malformed_directory_listing(samba: Any, fault_proxy: Any) -> None
         return bytes(b)
 
     await _expect_lost(samba, fault_proxy, Command.SMB2_QUERY_DIRECTORY, rewrite,
-                       lambda tree, name: tree.listdir(""))
+                       lambda tree, name: paths.listdir(tree, ""))
 
 
 async def test_malformed_query_info_buffer(samba: Any, fault_proxy: Any) -> None:
@@ -212,8 +212,50 @@ async def test_malformed_member_of_a_compound_stat(samba: Any, fault_proxy: Any)
         tree = await Tree.connect(s, samba.shares.rw)
         f = await tree.create(name, disposition=CreateDisposition.FILE_OVERWRITE_IF)
         await f.close()
-        assert (await tree.stat(name)).size == 0
+        assert (await paths.stat(tree, name)).size == 0
         state["armed"] = True
         with trio.fail_after(10), pytest.raises(ConnectionLostError):
-            await tree.stat(name)
+            await paths.stat(tree, name)
         assert state["hits"] == 1 and not s.connection.alive
+
+
+async def test_malformed_statfs_answer(samba: Any, fault_proxy: Any) -> None:
+    """paths.statfs (the FUSE layer's statfs): FileFsFullSizeInformation cut
+    to 10 bytes of its 32."""
+
+    def rewrite(b: bytearray) -> bytes:
+        _le32(b, HDR + 4, 10)  # OutputBufferLength (2.2.38)
+        return bytes(b)
+
+    await _expect_lost(samba, fault_proxy, Command.SMB2_QUERY_INFO, rewrite,
+                       lambda tree, name: paths.statfs(tree, ""))
+
+
+async def test_malformed_ea_list(samba: Any, fault_proxy: Any) -> None:
+    """paths.get_eas (getxattr/listxattr): the first FILE_FULL_EA_INFORMATION
+    entry's NextEntryOffset points past the buffer."""
+
+    async def get_eas(tree: Tree, name: str) -> None:
+        await paths.get_eas(tree, name)
+
+    def rewrite(b: bytearray) -> bytes:
+        out = int.from_bytes(b[HDR + 2:HDR + 4], "little")
+        _le32(b, out, 0x7FFFFFF0)
+        return bytes(b)
+
+    proxy = fault_proxy(samba.host, samba.port)
+    state: dict[str, Any] = {"armed": False, "hits": 0, "rewrite": rewrite}
+    proxy.set_frame_hook(_hook(Command.SMB2_QUERY_INFO, state))
+    name = unique("malformed")
+    async with open_session(config_for(samba, port=proxy.port)) as s:
+        tree = await Tree.connect(s, samba.shares.rw)
+        f = await tree.create(name, disposition=CreateDisposition.FILE_OVERWRITE_IF,
+                              desired_access=READ_WRITE | AccessMask.DELETE,
+                              options=CreateOptions.FILE_DELETE_ON_CLOSE)
+        await paths.set_ea(tree, name, b"smbfs", b"value")
+        assert await paths.get_eas(tree, name) == [(b"smbfs", b"value")]
+        state["armed"] = True
+        with trio.fail_after(10), pytest.raises(ConnectionLostError):
+            await get_eas(tree, name)
+        assert state["hits"] == 1 and not s.connection.alive
+        assert f.closed is False  # its delete-on-close goes with the connection

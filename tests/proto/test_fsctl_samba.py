@@ -15,6 +15,7 @@ from typing import Any
 
 from smb_trees import tree_on, unique
 
+from smbfs.client import paths
 from smbfs.client.open import ioctl
 from smbfs.devserver import Share
 from smbfs.proto.create import AccessMask, CreateDisposition
@@ -82,7 +83,7 @@ async def test_server_side_copy(samba: Any) -> None:
                     assert limits.chunk_bytes_written > 0 and limits.total_bytes_written > 0
         finally:
             for name in (src, dst):
-                await tree.unlink(name)
+                await paths.unlink(tree, name)
 
 
 async def test_sparse_zero_and_allocated_ranges(samba: Any) -> None:
@@ -114,7 +115,7 @@ async def test_sparse_zero_and_allocated_ranges(samba: Any) -> None:
                 for probe in (0, 64 * KIB - 1, 128 * KIB, 256 * KIB - 1):
                     assert any(lo <= probe < hi for lo, hi in covered), probe
         finally:
-            await tree.unlink(name)
+            await paths.unlink(tree, name)
 
 
 async def test_snapshots_from_shadow_copy2(fresh_samba: Callable[..., Any]) -> None:
