@@ -32,7 +32,7 @@ from smbfs.client.errors import (
     NegotiateError,
     SMBTimeoutError,
 )
-from smbfs.client.transport import Transport
+from smbfs.client.transport import FrameTransport, Transport
 from smbfs.proto.codec import SMB2_HEADER_SIZE, Buffer, DecodeError, pad_to
 from smbfs.proto.constants import (
     Cipher,
@@ -235,7 +235,7 @@ class PendingRequest:
 class Connection:
     """A transport plus the SMB2 state bound to it."""
 
-    def __init__(self, config: ClientConfig, transport: Transport) -> None:
+    def __init__(self, config: ClientConfig, transport: FrameTransport) -> None:
         self.config = config
         self.transport = transport
         self.credits = CreditWindow()
@@ -257,12 +257,19 @@ class Connection:
     # -- life cycle ----------------------------------------------------------
 
     @classmethod
-    async def connect(cls, config: ClientConfig, nursery: trio.Nursery) -> Connection:
-        """Open the TCP connection and start the receiver in ``nursery``."""
-        transport = await Transport.connect(
-            config.host, config.port, max_frame=config.max_frame_size,
-            timeout=config.connect_timeout,
-        )
+    async def connect(cls, config: ClientConfig, nursery: trio.Nursery, *,
+                      transport: FrameTransport | None = None) -> Connection:
+        """Open the TCP connection and start the receiver in ``nursery``.
+
+        ``transport``: an already open one to use instead of TCP to
+        ``config.host`` (``smbfs.testing``'s in-memory pipe to a scripted
+        server); the connection owns it from here.
+        """
+        if transport is None:
+            transport = await Transport.connect(
+                config.host, config.port, max_frame=config.max_frame_size,
+                timeout=config.connect_timeout,
+            )
         conn = cls(config, transport)
         nursery.start_soon(conn._run_tasks)
         return conn
