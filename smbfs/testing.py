@@ -42,8 +42,14 @@ from smbfs.proto.close import CloseRequest
 from smbfs.proto.codec import Buffer, pad_to
 from smbfs.proto.constants import Command, Dialect, GlobalCapabilities, HeaderFlags
 from smbfs.proto.create import CreateRequest
+from smbfs.proto.crypto.encryption import Encryptor
 from smbfs.proto.error import ErrorResponse
-from smbfs.proto.header import SMB2_PROTOCOL_ID, Smb2Header, split_compound
+from smbfs.proto.header import (
+    SMB2_PROTOCOL_ID,
+    SMB2_TRANSFORM_PROTOCOL_ID,
+    Smb2Header,
+    split_compound,
+)
 from smbfs.proto.info import QueryInfoRequest, SetInfoRequest
 from smbfs.proto.io import FlushRequest, ReadRequest, WriteRequest
 from smbfs.proto.ioctl import IoctlRequest
@@ -202,7 +208,10 @@ class ScriptedServer:
     ordinary opening exchanges.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, decryptor: Encryptor | None = None) -> None:
+        """``decryptor``: for a test that gave the connection a
+        SessionSecurity of its own, the key to read its sealed requests
+        with (the server's answers are then the test's to seal)."""
         to_server, from_client = trio.open_memory_channel[bytes](math.inf)
         to_client, from_server = trio.open_memory_channel[bytes](math.inf)
         self.transport = MemoryTransport(to_server, from_server)
@@ -210,6 +219,9 @@ class ScriptedServer:
         self._receive_channel = from_client
         self._queue: deque[ReceivedRequest] = deque()
         self.state = _State()
+        self.decryptor = decryptor
+        # Every frame received, as it came (sealed ones still sealed).
+        self.frames: list[bytes] = []
         self.requests: list[ReceivedRequest] = []
 
     # ----------------------------------------------------------- receiving
@@ -241,6 +253,9 @@ class ScriptedServer:
         return req
 
     def _split(self, frame: bytes) -> list[ReceivedRequest]:
+        self.frames.append(frame)
+        if frame[:4] == SMB2_TRANSFORM_PROTOCOL_ID and self.decryptor is not None:
+            frame = bytes(self.decryptor.decrypt(memoryview(frame)))
         if frame[:4] != SMB2_PROTOCOL_ID:
             raise AssertionError(f"the scripted server cannot read a {frame[:4]!r} frame "
                                  "(signing and encryption are not scripted)")
