@@ -16,6 +16,7 @@ import trio
 
 from smbfs.client.config import ClientConfig
 from smbfs.client.connection import Connection
+from smbfs.client.errors import single_error
 from smbfs.client.session import Session
 from smbfs.client.transport import FrameTransport
 
@@ -50,6 +51,4 @@ async def open_session(config: ClientConfig, *,
                 conn.close()
                 nursery.cancel_scope.cancel()
     except BaseExceptionGroup as group:
-        if len(group.exceptions) == 1:
-            raise group.exceptions[0] from None
-        raise
+        raise single_error(group)  # noqa: B904 - the group is its __cause__

@@ -29,7 +29,9 @@ from smbfs.client.config import ClientConfig
 from smbfs.client.credits import CreditWindow, credit_charge
 from smbfs.client.errors import (
     ConnectionLostError,
+    EncryptionUnavailableError,
     NegotiateError,
+    SigningUnavailableError,
     SMBTimeoutError,
 )
 from smbfs.client.transport import FrameTransport, Transport
@@ -467,7 +469,7 @@ class Connection:
                 msg_parts.append(bytes(pad))
             if sign:
                 if sec is None or sec.signer is None:
-                    raise ConnectionLostError("signing requested without a signing key")
+                    raise SigningUnavailableError("signing requested without a signing key")
                 if len(msg_parts) > 1 and sum(len(p) for p in msg_parts) <= 65536:
                     # Small message: one buffer (GMAC signs it in place).
                     joined = bytearray(b"".join(msg_parts))
@@ -515,9 +517,9 @@ class Connection:
             # ([MS-SMB2] 3.2.4.1.8).
             encrypt = True
         if encrypt and (sec is None or sec.encryptor is None):
-            raise ConnectionLostError("encryption requested without an encryption key")
+            raise EncryptionUnavailableError("encryption requested without an encryption key")
         if sign and not encrypt and (sec is None or sec.signer is None):
-            raise ConnectionLostError("signing requested without a signing key")
+            raise SigningUnavailableError("signing requested without a signing key")
         # Credits: wait (bounded) for the whole chain at once, so its
         # MessageIds are consecutive and a compound never holds half a
         # window while waiting for the rest.

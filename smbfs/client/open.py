@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import trio
 
-from smbfs.client.errors import SMBError
+from smbfs.client.errors import HandleClosedError, SMBError, single_error
 from smbfs.client.lease import LEASE_RWH, Lease, LeaseTable
 from smbfs.proto.change_notify import (
     ChangeNotifyFlags,
@@ -409,7 +409,7 @@ class Open:
 
     def _check_open(self) -> None:
         if self.closed:
-            raise SMBError(_S.STATUS_FILE_CLOSED, None, f"{self.path!r} is closed")
+            raise HandleClosedError(f"{self.path!r} is closed")
 
     # -------------------------------------------------------------- close
 
@@ -543,7 +543,7 @@ class Open:
             # Callers expect the SMBError / ConnectionLostError of a chunk, as
             # from a single request, not a group: the first real failure wins
             # (the others are its consequences: siblings cancelled).
-            raise _first_error(group) from None
+            raise single_error(group)  # noqa: B904 - the group is its __cause__
 
     # -------------------------------------------------------------- write
 
@@ -804,18 +804,6 @@ class Open:
 
     def __repr__(self) -> str:
         return f"<Open {self.path!r} {self.file_id} lease={self.lease_state:#x}>"
-
-
-def _first_error(group: BaseExceptionGroup) -> BaseException:
-    cancelled: BaseException | None = None
-    for exc in group.exceptions:
-        if isinstance(exc, BaseExceptionGroup):
-            exc = _first_error(exc)
-        if isinstance(exc, trio.Cancelled):
-            cancelled = cancelled or exc
-            continue
-        return exc
-    return cancelled if cancelled is not None else group
 
 
 async def ioctl(tree: Tree, ctl_code: int, input: bytes = b"", *,
