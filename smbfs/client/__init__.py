@@ -1,4 +1,4 @@
-"""The trio engine: Client -> Session -> Channel(s) -> Connection.
+"""The trio engine: open_session() -> Session -> Channel(s) -> Connection.
 
 All concurrency of smbfs lives here; it speaks SMB only through smbfs.proto.
 """

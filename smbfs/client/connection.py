@@ -111,7 +111,7 @@ class Response:
     Decode the body with :meth:`decode` (or inside :meth:`guard`), not with
     ``SomeResponse.decode(resp.msg)`` directly: a body the server got wrong
     then drops the connection and raises :class:`ConnectionLostError`
-    (design.md: malformed input gives a clear error and a reconnect), rather
+    (malformed input gives a clear error and a dropped connection), rather
     than letting a raw DecodeError escape to the FUSE layer with the
     connection still trusted ([MS-SMB2] 3.2.5.1.7).
     """
@@ -528,8 +528,8 @@ class Connection:
         if credit_scope.cancelled_caught:
             # Every credit is held by requests the server keeps pending: this
             # connection cannot make progress. errors.py promises that an
-            # SMBTimeoutError means a dropped connection (the caller
-            # reconnects), so drop it rather than leave it alive and stuck.
+            # SMBTimeoutError means a dropped connection, so drop it rather
+            # than leave it alive and stuck.
             exc = SMBTimeoutError(f"no credits granted within {bound}s")
             self._fail(exc)
             raise exc

@@ -18,7 +18,8 @@ Three families, because callers react differently to them:
 request that gets neither a response nor an interim response within
 ``request_timeout`` means the peer is dead or broken, so the engine drops the
 connection (freeing the credits that request held forever otherwise) and the
-caller sees the same "reconnect needed" condition as for a cut.
+caller sees the same condition as for a cut: the connection is gone (there is
+no automatic reconnect yet).
 """
 
 from __future__ import annotations

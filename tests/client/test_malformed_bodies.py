@@ -1,7 +1,7 @@
 """Malformed response *bodies* from a real Samba (rewritten by the fault
 proxy) decoded above the receiver, in open.py/tree.py: each must drop the
 connection and raise ConnectionLostError, never let a DecodeError escape
-or hand a wrong byte to the caller (design.md, [MS-SMB2] 3.2.5.1.7)."""
+or hand a wrong byte to the caller ([MS-SMB2] 3.2.5.1.7)."""
 
 from __future__ import annotations
 
