@@ -66,7 +66,6 @@ from smbfs.proto.fscc.file_info import (
     FileDispositionInformation,
     FileEndOfFileInformation,
     FileInternalInformation,
-    FileNetworkOpenInformation,
     FileRenameInformation,
     FileStandardInformation,
 )
@@ -216,7 +215,9 @@ class Open:
         self.path = path
         self.file_id: FileId = response.file_id
         self.create_action = response.create_action
-        self.request = request  # kept to reopen durably after a reconnect
+        # Kept for a durable reopen after a reconnect (not built yet: the
+        # next feature needs the CREATE as sent).
+        self.request = request
         self.oplock_level = response.oplock_level
         self.lease: Lease | None = None
         self.durable = False
@@ -654,11 +655,6 @@ class Open:
         self.info = info
         return info
 
-    async def query_network_open(self) -> FileNetworkOpenInformation:
-        resp, buf = await self._query_info(FileInformationClass.FileNetworkOpenInformation)
-        with resp.guard():
-            return FileNetworkOpenInformation.decode(buf)
-
     async def set_info(self, info_class: int, buffer: bytes, *,
                        info_type: int = InfoType.SMB2_0_INFO_FILE,
                        additional_information: int = 0) -> None:
@@ -795,12 +791,6 @@ class Open:
         if resp.status != _S.STATUS_SUCCESS:
             return None
         return resp.decode(ChangeNotifyResponse).entries
-
-    async def watch(self, completion_filter: int, *, watch_tree: bool = False,
-                    ) -> AsyncIterator[list[FileNotifyInformation] | None]:
-        """change_notify in a loop, for a long-running watcher."""
-        while True:
-            yield await self.change_notify(completion_filter, watch_tree=watch_tree)
 
     def __repr__(self) -> str:
         return f"<Open {self.path!r} {self.file_id} lease={self.lease_state:#x}>"

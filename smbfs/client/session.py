@@ -147,6 +147,9 @@ class Session:
         self._nursery = nursery
         self._reauth_lock = trio.Lock()
         self._generation = 0  # bumped by each successful (re)authentication
+        # Session.SessionKey ([MS-SMB2] 3.2.5.3.1): kept because binding a
+        # further channel (multichannel, not built yet) derives that
+        # channel's signing key from it.
         self._session_key: bytes | None = None
         self._logged_off = False
 
@@ -500,7 +503,7 @@ class Session:
                 await self.reauthenticate()
                 continue
             return responses
-        return responses
+        raise AssertionError("unreachable: the second attempt always returns")
 
     async def request(
         self,
