@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 import trio
-from conn_util import config_for, pattern, tree_connect, write_read_close
+from conn_util import pattern, tree_connect, write_read_close
+from smb_trees import config_for
 
 from smbfs.client import ConnectionLostError, SMBError, open_session
 from smbfs.client.errors import EncryptionUnavailableError
