@@ -151,11 +151,8 @@ def bench_encryption(budget: float) -> None:
 
 def bench_read_response(budget: float) -> None:
     print("4. READ response decode, 1 MiB payload")
-    try:
-        from smbfs.proto.io import ReadResponse
-    except ImportError:  # pragma: no cover - io.py is written by another engineer
-        print("   TODO: smbfs.proto.io.ReadResponse not available yet")
-        return
+    from smbfs.proto.io import ReadResponse
+
     hdr = Smb2Header(command=Command.SMB2_READ, message_id=1,
                      flags=HeaderFlags.SMB2_FLAGS_SERVER_TO_REDIR).encode()
     body = b"".join(bytes(p) for p in ReadResponse(data=os.urandom(MIB)).encode_parts())

@@ -900,13 +900,15 @@ def _pids_with_arg(arg: str) -> list[int]:
                 cmdline = f.read()
         except OSError:
             continue
-        if arg.encode() in cmdline and _alive(int(entry)):
+        if arg.encode() in cmdline and process_alive(int(entry)):
             found.append(int(entry))
     return found
 
 
-def _alive(pid: int) -> bool:
-    """False for gone and zombie processes (a zombie reparented to init is dead enough)."""
+def process_alive(pid: int) -> bool:
+    """False for gone and zombie processes (a zombie reparented to init is
+    dead enough: in a container PID 1 may never reap it). The one copy used
+    by the test bed, ``smbfs demo`` and the tests."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             stat = f.read()
@@ -928,7 +930,7 @@ def _terminate(pid: int, timeout: float, proc: subprocess.Popen[bytes] | None = 
             if proc is not None:
                 if proc.poll() is not None:
                     return
-            elif not _alive(pid):
+            elif not process_alive(pid):
                 return
             time.sleep(0.02)
     if proc is not None:

@@ -26,8 +26,12 @@ from smbfs.cli.options import MountRequest
 from smbfs.client.errors import (
     AuthenticationError,
     ConnectionLostError,
+    EncryptionUnavailableError,
+    KerberosUnavailableError,
+    LocalError,
     NegotiateError,
     SMBError,
+    single_error,
 )
 from smbfs.fs.errors import MountError
 from smbfs.sdnotify import notify
@@ -58,6 +62,12 @@ _STATUS_TEXT = {
 def describe_error(exc: BaseException, req: MountRequest) -> str:
     """One line for stderr: what failed, for whom, and the server's status name."""
     unc = req.source.unc
+    if isinstance(exc, KerberosUnavailableError):
+        return f"{unc}: Kerberos is not available on this machine: {exc}"
+    if isinstance(exc, EncryptionUnavailableError):
+        return f"{unc}: encryption is required but not available: {exc}"
+    if isinstance(exc, LocalError):
+        return f"{unc}: {exc}"
     if isinstance(exc, AuthenticationError) and req.client.auth == "kerberos":
         # Not "wrong password": the engine's message says what Kerberos
         # lacked (no ticket, unknown SPN, KDC unreachable...).
@@ -120,12 +130,6 @@ async def run_mount(req: MountRequest, on_ready: Callable[[], None],
         raise _Interrupted
 
 
-def _unwrap(exc: BaseException) -> BaseException:
-    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
-        exc = exc.exceptions[0]
-    return exc
-
-
 def run_foreground(req: MountRequest) -> int:
     def ready() -> None:
         log.info("mounted %s on %s", req.source.unc, req.mountpoint)
@@ -139,7 +143,7 @@ def run_foreground(req: MountRequest) -> int:
         print("mount.smbfs: interrupted before the mount was ready", file=sys.stderr)
         return EXIT_FAIL
     except Exception as e:
-        exc = _unwrap(e)
+        exc = single_error(e)
         log.debug("mount failed", exc_info=exc)
         print(f"mount.smbfs: {describe_error(exc, req)}", file=sys.stderr)
         return EXIT_FAIL
@@ -213,7 +217,7 @@ def _child(req: MountRequest, w: int, log_level: int) -> int:
         report("error interrupted before the mount was ready")
         return EXIT_FAIL
     except BaseException as e:
-        exc = _unwrap(e)
+        exc = single_error(e)
         msg = describe_error(exc, req)
         if reported:
             log.error("mount of %s ended: %s", req.mountpoint, msg)

@@ -53,6 +53,8 @@ def _show(cmd: list[str], shown: str | None = None) -> int:
 def unmount(mountpoint: str, timeout: float = 30.0) -> bool:
     """``umount`` (the daemon then closes handles and logs off), waiting for
     the daemon to exit, bounded; fusermount3 -u as a fallback."""
+    from smbfs.devserver import process_alive
+
     pids = find_daemons(mountpoint)
     if is_mounted(mountpoint):
         r = subprocess.run(["umount", mountpoint], capture_output=True, timeout=timeout)
@@ -60,17 +62,9 @@ def unmount(mountpoint: str, timeout: float = 30.0) -> bool:
             subprocess.run(["fusermount3", "-u", mountpoint], capture_output=True,
                            timeout=timeout)
     deadline = time.monotonic() + timeout
-    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+    while any(process_alive(p) for p in pids) and time.monotonic() < deadline:
         time.sleep(0.05)
     return not is_mounted(mountpoint)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
 
 
 def demo_main(port: int = 0, keep: bool = False) -> int:

@@ -1,4 +1,4 @@
-"""The trio engine: Client -> Session -> Channel(s) -> Connection.
+"""The trio engine: open_session() -> Session -> Channel(s) -> Connection.
 
 All concurrency of smbfs lives here; it speaks SMB only through smbfs.proto.
 """
@@ -9,7 +9,13 @@ from smbfs.client.connection import Connection, NegotiatedInfo, Response
 from smbfs.client.errors import (
     AuthenticationError,
     ConnectionLostError,
+    EncryptionUnavailableError,
+    FeatureUnavailableError,
+    HandleClosedError,
+    KerberosUnavailableError,
+    LocalError,
     NegotiateError,
+    SigningUnavailableError,
     SMBError,
     SMBTimeoutError,
 )
@@ -23,7 +29,12 @@ __all__ = [
     "ClientConfig",
     "Connection",
     "ConnectionLostError",
+    "EncryptionUnavailableError",
+    "FeatureUnavailableError",
     "FileInfo",
+    "HandleClosedError",
+    "KerberosUnavailableError",
+    "LocalError",
     "NegotiateError",
     "NegotiatedInfo",
     "Open",
@@ -31,6 +42,7 @@ __all__ = [
     "SMBError",
     "SMBTimeoutError",
     "Session",
+    "SigningUnavailableError",
     "Tree",
     "open_session",
 ]

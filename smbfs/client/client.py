@@ -16,14 +16,20 @@ import trio
 
 from smbfs.client.config import ClientConfig
 from smbfs.client.connection import Connection
+from smbfs.client.errors import single_error
 from smbfs.client.session import Session
+from smbfs.client.transport import FrameTransport
 
 log = logging.getLogger(__name__)
 
 
 @asynccontextmanager
-async def open_session(config: ClientConfig) -> AsyncIterator[Session]:
+async def open_session(config: ClientConfig, *,
+                       transport: FrameTransport | None = None) -> AsyncIterator[Session]:
     """Connect, negotiate, authenticate; on exit log off and close.
+
+    ``transport`` replaces the TCP connection to ``config.host`` (tests run
+    the engine against ``smbfs.testing.ScriptedServer`` this way).
 
     Errors from inside come out as themselves (SMBError,
     ConnectionLostError...), not wrapped in an ExceptionGroup: the
@@ -32,7 +38,7 @@ async def open_session(config: ClientConfig) -> AsyncIterator[Session]:
     """
     try:
         async with trio.open_nursery() as nursery:
-            conn = await Connection.connect(config, nursery)
+            conn = await Connection.connect(config, nursery, transport=transport)
             try:
                 await conn.negotiate()
                 session = await Session.setup(conn, config, nursery)
@@ -45,6 +51,4 @@ async def open_session(config: ClientConfig) -> AsyncIterator[Session]:
                 conn.close()
                 nursery.cancel_scope.cancel()
     except BaseExceptionGroup as group:
-        if len(group.exceptions) == 1:
-            raise group.exceptions[0] from None
-        raise
+        raise single_error(group)  # noqa: B904 - the group is its __cause__

@@ -19,7 +19,7 @@ import logging
 from collections.abc import Sequence
 
 from smbfs.client.connection import Response
-from smbfs.client.errors import SMBError
+from smbfs.client.errors import HandleClosedError, SMBError
 from smbfs.client.open import DEFAULT_SHARE, FileInfo, Open, _normalize
 from smbfs.client.tree import Tree
 from smbfs.proto.close import CloseFlags, CloseRequest, CloseResponse
@@ -246,7 +246,7 @@ async def set_info_query(op: Open, sets: Sequence[tuple[int, bytes]]) -> FileInf
     FileId, so a failed SET_INFO does not cascade into the query,
     3.3.5.2.7.1): one round trip instead of one per request."""
     if op.closed:
-        raise SMBError(NTStatus.STATUS_FILE_CLOSED, None, f"{op.path!r} is closed")
+        raise HandleClosedError(f"{op.path!r} is closed")
     chain: list[Message] = [
         SetInfoRequest(info_type=InfoType.SMB2_0_INFO_FILE, file_info_class=cls,
                        file_id=op.file_id, buffer=buf) for cls, buf in sets]

@@ -29,10 +29,12 @@ from smbfs.client.config import ClientConfig
 from smbfs.client.credits import CreditWindow, credit_charge
 from smbfs.client.errors import (
     ConnectionLostError,
+    EncryptionUnavailableError,
     NegotiateError,
+    SigningUnavailableError,
     SMBTimeoutError,
 )
-from smbfs.client.transport import Transport
+from smbfs.client.transport import FrameTransport, Transport
 from smbfs.proto.codec import SMB2_HEADER_SIZE, Buffer, DecodeError, pad_to
 from smbfs.proto.constants import (
     Cipher,
@@ -109,7 +111,7 @@ class Response:
     Decode the body with :meth:`decode` (or inside :meth:`guard`), not with
     ``SomeResponse.decode(resp.msg)`` directly: a body the server got wrong
     then drops the connection and raises :class:`ConnectionLostError`
-    (design.md: malformed input gives a clear error and a reconnect), rather
+    (malformed input gives a clear error and a dropped connection), rather
     than letting a raw DecodeError escape to the FUSE layer with the
     connection still trusted ([MS-SMB2] 3.2.5.1.7).
     """
@@ -235,7 +237,7 @@ class PendingRequest:
 class Connection:
     """A transport plus the SMB2 state bound to it."""
 
-    def __init__(self, config: ClientConfig, transport: Transport) -> None:
+    def __init__(self, config: ClientConfig, transport: FrameTransport) -> None:
         self.config = config
         self.transport = transport
         self.credits = CreditWindow()
@@ -257,12 +259,19 @@ class Connection:
     # -- life cycle ----------------------------------------------------------
 
     @classmethod
-    async def connect(cls, config: ClientConfig, nursery: trio.Nursery) -> Connection:
-        """Open the TCP connection and start the receiver in ``nursery``."""
-        transport = await Transport.connect(
-            config.host, config.port, max_frame=config.max_frame_size,
-            timeout=config.connect_timeout,
-        )
+    async def connect(cls, config: ClientConfig, nursery: trio.Nursery, *,
+                      transport: FrameTransport | None = None) -> Connection:
+        """Open the TCP connection and start the receiver in ``nursery``.
+
+        ``transport``: an already open one to use instead of TCP to
+        ``config.host`` (``smbfs.testing``'s in-memory pipe to a scripted
+        server); the connection owns it from here.
+        """
+        if transport is None:
+            transport = await Transport.connect(
+                config.host, config.port, max_frame=config.max_frame_size,
+                timeout=config.connect_timeout,
+            )
         conn = cls(config, transport)
         nursery.start_soon(conn._run_tasks)
         return conn
@@ -460,7 +469,7 @@ class Connection:
                 msg_parts.append(bytes(pad))
             if sign:
                 if sec is None or sec.signer is None:
-                    raise ConnectionLostError("signing requested without a signing key")
+                    raise SigningUnavailableError("signing requested without a signing key")
                 if len(msg_parts) > 1 and sum(len(p) for p in msg_parts) <= 65536:
                     # Small message: one buffer (GMAC signs it in place).
                     joined = bytearray(b"".join(msg_parts))
@@ -508,9 +517,9 @@ class Connection:
             # ([MS-SMB2] 3.2.4.1.8).
             encrypt = True
         if encrypt and (sec is None or sec.encryptor is None):
-            raise ConnectionLostError("encryption requested without an encryption key")
+            raise EncryptionUnavailableError("encryption requested without an encryption key")
         if sign and not encrypt and (sec is None or sec.signer is None):
-            raise ConnectionLostError("signing requested without a signing key")
+            raise SigningUnavailableError("signing requested without a signing key")
         # Credits: wait (bounded) for the whole chain at once, so its
         # MessageIds are consecutive and a compound never holds half a
         # window while waiting for the rest.
@@ -519,8 +528,8 @@ class Connection:
         if credit_scope.cancelled_caught:
             # Every credit is held by requests the server keeps pending: this
             # connection cannot make progress. errors.py promises that an
-            # SMBTimeoutError means a dropped connection (the caller
-            # reconnects), so drop it rather than leave it alive and stuck.
+            # SMBTimeoutError means a dropped connection, so drop it rather
+            # than leave it alive and stuck.
             exc = SMBTimeoutError(f"no credits granted within {bound}s")
             self._fail(exc)
             raise exc

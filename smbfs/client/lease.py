@@ -295,7 +295,7 @@ class LeaseTable:
                     brk = decode_break(memoryview(raw))
                 except DecodeError as e:
                     # Like any malformed message: the server is not to be
-                    # trusted any more, the connection goes (docs/security.md).
+                    # trusted any more, the connection goes ([MS-SMB2] 3.2.5.1.7).
                     self._session.connection.handle_protocol_error(
                         f"malformed OPLOCK_BREAK notification: {e}")
                     self._signal_processed()

@@ -27,7 +27,7 @@ from typing import Any, Protocol, TypeVar
 import trio
 
 from smbfs.client.connection import Response
-from smbfs.client.errors import SMBError
+from smbfs.client.errors import HandleClosedError, SMBError, single_error
 from smbfs.client.lease import LEASE_RWH, Lease, LeaseTable
 from smbfs.client.session import Session
 from smbfs.proto.change_notify import (
@@ -70,7 +70,6 @@ from smbfs.proto.fscc.file_info import (
     FileEndOfFileInformation,
     FileInternalInformation,
     FileLinkInformation,
-    FileNetworkOpenInformation,
     FileRenameInformation,
     FileStandardInformation,
 )
@@ -290,7 +289,9 @@ class Open:
         self.path = path
         self.file_id: FileId = response.file_id
         self.create_action = response.create_action
-        self.request = request  # kept to reopen durably after a reconnect
+        # Kept for a durable reopen after a reconnect (not built yet: the
+        # next feature needs the CREATE as sent).
+        self.request = request
         self.oplock_level = response.oplock_level
         self.lease: Lease | None = None
         self.durable = False
@@ -483,7 +484,7 @@ class Open:
 
     def _check_open(self) -> None:
         if self.closed:
-            raise SMBError(_S.STATUS_FILE_CLOSED, None, f"{self.path!r} is closed")
+            raise HandleClosedError(f"{self.path!r} is closed")
 
     # -------------------------------------------------------------- close
 
@@ -617,7 +618,7 @@ class Open:
             # Callers expect the SMBError / ConnectionLostError of a chunk, as
             # from a single request, not a group: the first real failure wins
             # (the others are its consequences: siblings cancelled).
-            raise _first_error(group) from None
+            raise single_error(group)  # noqa: B904 - the group is its __cause__
 
     # -------------------------------------------------------------- write
 
@@ -727,11 +728,6 @@ class Open:
             info = FileInfo.from_all_information(buf)
         self.info = info
         return info
-
-    async def query_network_open(self) -> FileNetworkOpenInformation:
-        resp, buf = await self._query_info(FileInformationClass.FileNetworkOpenInformation)
-        with resp.guard():
-            return FileNetworkOpenInformation.decode(buf)
 
     async def query_fs_size(self) -> FsSize:
         """The share's filesystem space (statfs)."""
@@ -940,26 +936,8 @@ class Open:
             return None
         return resp.decode(ChangeNotifyResponse).entries
 
-    async def watch(self, completion_filter: int, *, watch_tree: bool = False,
-                    ) -> AsyncIterator[list[FileNotifyInformation] | None]:
-        """change_notify in a loop, for a long-running watcher."""
-        while True:
-            yield await self.change_notify(completion_filter, watch_tree=watch_tree)
-
     def __repr__(self) -> str:
         return f"<Open {self.path!r} {self.file_id} lease={self.lease_state:#x}>"
-
-
-def _first_error(group: BaseExceptionGroup) -> BaseException:
-    cancelled: BaseException | None = None
-    for exc in group.exceptions:
-        if isinstance(exc, BaseExceptionGroup):
-            exc = _first_error(exc)
-        if isinstance(exc, trio.Cancelled):
-            cancelled = cancelled or exc
-            continue
-        return exc
-    return cancelled if cancelled is not None else group
 
 
 async def ioctl(tree: RequestPipe, ctl_code: int, input: bytes = b"", *,

@@ -31,6 +31,8 @@ from smbfs.client.connection import (
 from smbfs.client.errors import (
     AuthenticationError,
     ConnectionLostError,
+    EncryptionUnavailableError,
+    KerberosUnavailableError,
     NegotiateError,
     SMBError,
 )
@@ -143,6 +145,9 @@ class Session:
         self._nursery = nursery
         self._reauth_lock = trio.Lock()
         self._generation = 0  # bumped by each successful (re)authentication
+        # Session.SessionKey ([MS-SMB2] 3.2.5.3.1): kept because binding a
+        # further channel (multichannel, not built yet) derives that
+        # channel's signing key from it.
         self._session_key: bytes | None = None
         self._logged_off = False
         # Leases and oplocks this session holds; their break acknowledger
@@ -260,8 +265,7 @@ class Session:
             import gssapi  # noqa: F401
             import krb5  # noqa: F401
         except ImportError as e:
-            raise AuthenticationError(
-                NTStatus.STATUS_LOGON_FAILURE, Command.SMB2_SESSION_SETUP,
+            raise KerberosUnavailableError(
                 f"Kerberos needs the python packages 'gssapi' and 'krb5' "
                 f"(pip install 'smbfs[kerberos]', see docs/kerberos.md): {e}") from e
         user = cfg.username or None
@@ -427,8 +431,7 @@ class Session:
             decryptor = Encryptor(neg.cipher, keys.decryption_key)
         if self.config.require_encryption:
             if encryptor is None:
-                raise AuthenticationError(
-                    NTStatus.STATUS_ACCESS_DENIED, Command.SMB2_SESSION_SETUP,
+                raise EncryptionUnavailableError(
                     f"encryption required but {neg.dialect.name} without a common cipher "
                     f"cannot encrypt")
             encrypt = True
@@ -460,8 +463,8 @@ class Session:
         if encrypt and not self.encrypt_data:
             sec = self.channels[0].security
             if sec is None or sec.encryptor is None:
-                raise SMBError(NTStatus.STATUS_ACCESS_DENIED, None,
-                               "encryption required but not available on this session")
+                raise EncryptionUnavailableError(
+                    "encryption required but not available on this session")
         return encrypt
 
     def _should_sign(self, command: Command, encrypted: bool, channel: Channel) -> bool:
@@ -496,7 +499,7 @@ class Session:
                 await self.reauthenticate()
                 continue
             return responses
-        return responses
+        raise AssertionError("unreachable: the second attempt always returns")
 
     async def request(
         self,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import socket
 from collections.abc import Sequence
-from typing import Final
+from typing import Final, Protocol
 
 import trio
 
@@ -46,6 +46,26 @@ def parse_frame_header(hdr: Buffer, max_frame: int) -> int:
     if length == 0:
         raise FramingError("empty frame")
     return length
+
+
+class FrameTransport(Protocol):
+    """What a :class:`~smbfs.client.connection.Connection` needs from the
+    bytes below it: whole frames out and in, and a synchronous close.
+
+    A protocol rather than the TCP class itself so that the engine can run
+    over something other than a socket: :mod:`smbfs.testing` gives it an
+    in-memory pipe to a scripted server. Both failure modes are
+    :class:`ConnectionLostError`: a send on a closed transport, and a
+    receive after the peer went away.
+    """
+
+    closed: bool
+
+    async def send_frame(self, parts: Sequence[Buffer]) -> None: ...
+
+    async def receive_frame(self) -> memoryview: ...
+
+    def close(self) -> None: ...
 
 
 class Transport:
@@ -162,6 +182,13 @@ class Transport:
             rest = self._end - self._start
             self._scratch[:rest] = self._scratch[self._start : self._end]
             self._start, self._end = 0, rest
+
+    @property
+    def local_address(self) -> tuple[str, int]:
+        """(address, port) of our end of the TCP connection: what the server
+        sees as the client (its logs and smbstatus name us by it)."""
+        host, port = self._sock.getsockname()[:2]
+        return str(host), int(port)
 
     def close(self) -> None:
         """Close now (synchronous: also used from error paths)."""

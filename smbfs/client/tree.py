@@ -108,10 +108,6 @@ class Tree:
         return bool(self.share_flags & ShareFlags.SMB2_SHAREFLAG_ENCRYPT_DATA)
 
     @property
-    def is_dfs(self) -> bool:
-        return bool(self.capabilities & ShareCapabilities.SMB2_SHARE_CAP_DFS)
-
-    @property
     def continuously_available(self) -> bool:
         return bool(self.capabilities & ShareCapabilities.SMB2_SHARE_CAP_CONTINUOUS_AVAILABILITY)
 

@@ -7,7 +7,13 @@ import logging
 
 import pyfuse3
 
-from smbfs.client.errors import ConnectionLostError, SMBError
+from smbfs.client.errors import (
+    ConnectionLostError,
+    FeatureUnavailableError,
+    HandleClosedError,
+    LocalError,
+    SMBError,
+)
 
 # API vocabulary of the engine: SMBError.status is an NTSTATUS code, and the
 # one NTSTATUS -> errno table is kept with the codes it maps (sans-IO data).
@@ -37,6 +43,16 @@ def to_fuse_error(exc: BaseException, what: str = "") -> pyfuse3.FUSEError:
     if isinstance(exc, ConnectionLostError):
         log.error("%s: connection lost: %s", what, exc)
         return pyfuse3.FUSEError(errno.EIO)
+    if isinstance(exc, LocalError):
+        # Refused here, never sent: the errno says what is wrong on our side.
+        if isinstance(exc, HandleClosedError):
+            err = errno.EBADF
+        elif isinstance(exc, FeatureUnavailableError):
+            err = errno.EOPNOTSUPP
+        else:
+            err = errno.EIO
+        log.debug("%s: %s -> %s", what, exc, errno.errorcode.get(err, err))
+        return pyfuse3.FUSEError(err)
     if isinstance(exc, OSError) and exc.errno:
         return pyfuse3.FUSEError(exc.errno)
     log.exception("%s: unexpected error", what, exc_info=exc)

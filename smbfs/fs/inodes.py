@@ -151,9 +151,6 @@ class InodeTable:
         ino = self._by_path.get(_key(path))
         return None if ino is None else self._by_ino.get(ino)
 
-    def nodes(self) -> list[Node]:
-        return list(self._by_ino.values())
-
     # ------------------------------------------------------ registration
 
     def _number_for(self, path: str, info: FileInfo) -> int:

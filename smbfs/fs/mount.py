@@ -14,7 +14,7 @@ import trio
 from smbfs.client import paths
 from smbfs.client.client import open_session
 from smbfs.client.config import ClientConfig
-from smbfs.client.errors import SMBError
+from smbfs.client.errors import SMBError, single_error
 from smbfs.client.tree import Tree
 from smbfs.fs.errors import MountError
 from smbfs.fs.operations import SmbOperations
@@ -128,14 +128,8 @@ async def serve(client_config: ClientConfig, share: str, subdir: str, mountpoint
             finally:
                 guard.cancel_scope.cancel()
     except BaseExceptionGroup as group:
-        raise _single(group) from None
-
-
-def _single(group: BaseExceptionGroup) -> BaseException:
-    """Callers (the CLI) expect the failure itself, not a group of one."""
-    while isinstance(group, BaseExceptionGroup) and len(group.exceptions) == 1:
-        group = group.exceptions[0]  # type: ignore[assignment]
-    return group
+        # Callers (the CLI) expect the failure itself, not a group.
+        raise single_error(group)  # noqa: B904 - the group is its __cause__
 
 
 async def _serve(client_config: ClientConfig, share: str, root: str, subdir: str, mp: str,
@@ -199,7 +193,7 @@ async def _run_fuse(ops: SmbOperations, mp: str, options: FsOptions,
             await pyfuse3.main()
             nursery.cancel_scope.cancel()
     except BaseExceptionGroup as group:
-        raise _single(group) from None
+        raise single_error(group)  # noqa: B904 - the group is its __cause__
     finally:
         pyfuse3.close(unmount=True)
         log.info("unmounted %s", mp)

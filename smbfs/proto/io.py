@@ -41,8 +41,11 @@ class WriteFlags(enum.IntFlag):
     SMB2_WRITEFLAG_WRITE_UNBUFFERED = 0x00000002
 
 
-class Channel(enum.IntEnum):
-    """[MS-SMB2] 2.2.19 / 2.2.21 Channel (RDMA descriptors, SMB 3.x)."""
+class RdmaChannel(enum.IntEnum):
+    """Values of the Channel field of READ and WRITE ([MS-SMB2] 2.2.19,
+    2.2.21): which RDMA descriptors follow, if any (SMB 3.x). Not named
+    ``Channel``: that is the engine's name for one connection of a session
+    (smbfs.client.session.Channel, [MS-SMB2] 3.2.1.8)."""
 
     SMB2_CHANNEL_NONE = 0x00000000
     SMB2_CHANNEL_RDMA_V1 = 0x00000001
@@ -110,7 +113,7 @@ class ReadRequest(Message):
     remaining_bytes: int = 0
     flags: int = 0
     padding: int = READ_RESPONSE_DATA_OFFSET
-    channel: int = Channel.SMB2_CHANNEL_NONE
+    channel: int = RdmaChannel.SMB2_CHANNEL_NONE
     read_channel_info: bytes = b""
 
     def encode_parts(self) -> list[Buffer]:
@@ -201,7 +204,7 @@ class WriteRequest(Message):
     data: Buffer = field(default=b"")
     flags: int = 0
     remaining_bytes: int = 0
-    channel: int = Channel.SMB2_CHANNEL_NONE
+    channel: int = RdmaChannel.SMB2_CHANNEL_NONE
     write_channel_info: bytes = b""
 
     def encode_parts(self) -> list[Buffer]:

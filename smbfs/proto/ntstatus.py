@@ -287,8 +287,8 @@ _ERRNO: Final[dict[int, int]] = {
     # Handles.
     _S.STATUS_INVALID_HANDLE: errno.EBADF,
     _S.STATUS_FILE_CLOSED: errno.EBADF,
-    # Transport and session: the engine normally reconnects and retries;
-    # what still escapes is reported as the network failure it is.
+    # Transport and session: reported as the network failure it is (the
+    # engine does not reconnect and retry: not built yet).
     _S.STATUS_IO_TIMEOUT: errno.ETIMEDOUT,
     # We cancel a request when FUSE interrupts it: the program sees EINTR.
     _S.STATUS_CANCELLED: errno.EINTR,

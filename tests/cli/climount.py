@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from smbfs.cli.daemon import find_daemons, is_mounted
-from smbfs.devserver import PrivateSamba
+from smbfs.devserver import PrivateSamba, process_alive
 
 MOUNT_SMBFS = str(Path(sys.executable).parent / "mount.smbfs")
 SMBFS = str(Path(sys.executable).parent / "smbfs")
@@ -23,13 +23,8 @@ STEP_TIMEOUT = 60.0
 EXIT_TIMEOUT = 15.0
 
 
-def alive(pid: int) -> bool:
-    """Zombies count as exited: in a container PID 1 may never reap them."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
+# Zombies count as exited: in a container PID 1 may never reap them.
+alive = process_alive
 
 
 def wait_until(predicate: object, timeout: float, what: str) -> None:

@@ -20,7 +20,13 @@ from smbfs.cli.options import (
     split_username,
 )
 from smbfs.cli.secret import Secrets, read_env_password, strip_options
-from smbfs.client.errors import AuthenticationError, ConnectionLostError, SMBError
+from smbfs.client.errors import (
+    AuthenticationError,
+    ConnectionLostError,
+    EncryptionUnavailableError,
+    KerberosUnavailableError,
+    SMBError,
+)
 from smbfs.fs.errors import MountError
 from smbfs.proto.constants import Dialect
 
@@ -356,3 +362,12 @@ def test_describe_error() -> None:
     assert describe_error(MountError("mount point /x does not exist"), r) == (
         "mount point /x does not exist")
     assert "\n" not in describe_error(ValueError("boom"), r)
+
+
+def test_describe_local_errors() -> None:
+    """What this machine cannot do is not dressed up as a server status."""
+    r = parse("user=al,sec=krb5")
+    line = describe_error(KerberosUnavailableError("pip install 'smbfs[kerberos]'"), r)
+    assert line.startswith("//srv/share: Kerberos is not available") and "STATUS_" not in line
+    line = describe_error(EncryptionUnavailableError("SMB2_1 cannot encrypt"), r)
+    assert "encryption is required but not available" in line and "STATUS_" not in line

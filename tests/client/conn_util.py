@@ -1,4 +1,5 @@
-"""Helpers for the connection/session tests (engineer A's tests/client/test_*.py).
+"""Helpers for the session-level tests (test_session, test_negotiate,
+test_signing_encryption, test_faults).
 
 They speak raw SMB2 messages through Session.request() so these tests do not
 depend on the Tree/Open layer built on top.
@@ -9,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from smbfs.client import ClientConfig, Session
+from smbfs.client import Session
 from smbfs.proto.close import CloseRequest
 from smbfs.proto.create import (
     AccessMask,
@@ -21,15 +22,6 @@ from smbfs.proto.create import (
 )
 from smbfs.proto.io import ReadRequest, ReadResponse, WriteRequest, WriteResponse
 from smbfs.proto.tree import ShareFlags, TreeConnectRequest, TreeConnectResponse
-
-
-def config_for(server: Any, **kw: Any) -> ClientConfig:
-    opts: dict[str, Any] = dict(
-        host=server.host, port=server.port, username=server.user.name,
-        password=server.user.password, request_timeout=15, echo_interval=30,
-    )
-    opts.update(kw)
-    return ClientConfig(**opts)
 
 
 class RawTree:

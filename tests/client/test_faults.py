@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 import trio
-from conn_util import config_for, open_dir, pattern, tree_connect, write_read_close
+from conn_util import open_dir, pattern, tree_connect, write_read_close
+from smb_trees import config_for
 
 from smbfs.client import ClientConfig, ConnectionLostError, SMBTimeoutError, open_session
 from smbfs.proto.change_notify import ChangeNotifyRequest, CompletionFilter

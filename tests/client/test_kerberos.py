@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 import smbfs.client.connection as connection_mod
 from smbfs.client import AuthenticationError, ClientConfig, Session, kerberos, open_session
+from smbfs.client.transport import Transport
 from smbfs.devserver_ad import PrivateAdDc
 from smbfs.proto.constants import Cipher, Dialect
 
@@ -47,7 +48,9 @@ def krb_config(dc: PrivateAdDc, **kw: Any) -> ClientConfig:
 
 
 def local_port(session: Session) -> int:
-    return int(session.connection.transport._sock.getsockname()[1])
+    transport = session.connection.transport
+    assert isinstance(transport, Transport)
+    return transport.local_address[1]
 
 
 def authorization_of(dc: PrivateAdDc, port: int) -> dict[str, Any]:

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 import trio
-from conn_util import config_for, pattern, tree_connect, write_read_close
+from conn_util import pattern, tree_connect, write_read_close
+from smb_trees import config_for
 
 from smbfs.client import AuthenticationError, SMBError, open_session
 from smbfs.proto.close import CloseRequest

@@ -10,9 +10,11 @@ from typing import Any
 
 import pytest
 import trio
-from conn_util import config_for, pattern, tree_connect, write_read_close
+from conn_util import pattern, tree_connect, write_read_close
+from smb_trees import config_for
 
 from smbfs.client import ConnectionLostError, SMBError, open_session
+from smbfs.client.errors import EncryptionUnavailableError
 from smbfs.proto.constants import Command, Dialect, HeaderFlags
 from smbfs.proto.ntstatus import NTStatus
 
@@ -109,7 +111,7 @@ async def test_client_requires_encryption(samba: Any, dialect: Dialect) -> None:
 
 async def test_require_encryption_fails_on_smb2(samba: Any) -> None:
     cfg = config_for(samba, max_dialect=Dialect.SMB2_1, require_encryption=True)
-    with pytest.raises(SMBError, match="encryption required"):
+    with pytest.raises(EncryptionUnavailableError, match="encryption required"):
         async with open_session(cfg):
             pass
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from smbfs.devserver import PrivateSamba
+from smbfs.devserver import PrivateSamba, process_alive
 
 RUNNER = Path(__file__).with_name("runner.py")
 # The real command when installed; SMBFS_TEST_RUNNER=1 uses runner.py instead
@@ -45,11 +45,7 @@ class Daemon:
         self.log = log
 
     def _alive(self) -> bool:
-        try:
-            with open(f"/proc/{self.pid}/stat") as f:
-                return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-        except OSError:
-            return False
+        return process_alive(self.pid)
 
     def _status(self) -> int:
         try:

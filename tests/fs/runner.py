@@ -18,6 +18,7 @@ import sys
 import trio
 
 from smbfs.client import ClientConfig
+from smbfs.client.errors import single_error
 from smbfs.fs.mount import serve
 from smbfs.fs.options import FsOptions
 
@@ -54,8 +55,7 @@ def main() -> int:
     try:
         trio.run(run)
     except Exception as e:
-        while isinstance(e, BaseExceptionGroup) and len(e.exceptions) == 1:
-            e = e.exceptions[0]
+        e = single_error(e)
         print(f"runner: {type(e).__name__}: {e}", file=sys.stderr)
         return 1
     return 0

@@ -1,4 +1,4 @@
-"""FSCTL payloads and part-B messages against the real Samba: what smbd sends
+"""FSCTL payloads and handle messages (IOCTL, QUERY_INFO...) against the real Samba: what smbd sends
 must decode with smbfs.proto.fsctl, and what we encode must be accepted.
 
 The engine (smbfs.client) only carries the bytes here; the assertions are on

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from smbfs.proto import DecodeError
@@ -17,7 +17,7 @@ from smbfs.proto.simple import (
     SimpleMessage,
 )
 
-from .fuzzing import HDR, try_decode
+from .fuzzing import FUZZ, HDR, try_decode
 
 ALL = [EchoRequest, EchoResponse, CancelRequest, LogoffRequest, LogoffResponse]
 # A real Samba ECHO response (header included).
@@ -55,7 +55,7 @@ def test_malformed(cls: type[SimpleMessage]) -> None:
     assert cls.decode(HDR + b"\x04\x00\xff\xff") == cls()
 
 
-@settings(max_examples=300, deadline=2000, suppress_health_check=[HealthCheck.too_slow])
+@FUZZ
 @given(st.binary(max_size=80))
 def test_fuzz(raw: bytes) -> None:
     for cls in ALL:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from smbfs.devserver import SMALL_SHARE_BYTES, PrivateSamba, _alive, _pids_with_arg
+from smbfs.devserver import SMALL_SHARE_BYTES, PrivateSamba, _pids_with_arg, process_alive
 
 
 def _name(prefix: str) -> str:
@@ -143,7 +143,7 @@ def test_fresh_samba_takes_options_and_cleans_up(
     base, conf, small = s.base_dir, s.conf_path, s.share_path(s.shares.small)
     pid = s.smbd_pid
     s.stop()
-    assert not _alive(pid)
+    assert not process_alive(pid)
     assert _pids_with_arg(str(conf)) == []
     assert not base.exists()
     mounts = Path("/proc/mounts").read_text()

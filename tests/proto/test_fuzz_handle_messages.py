@@ -1,4 +1,6 @@
-"""Fuzzing every decoder of the part-B messages and FSCTL payloads.
+"""Fuzzing the decoders of the messages that act on an open handle (FLUSH,
+READ, WRITE, LOCK, IOCTL, QUERY_DIRECTORY, CHANGE_NOTIFY, QUERY_INFO,
+SET_INFO, oplock and lease breaks) and of the FSCTL payloads.
 
 Whatever bytes arrive, a decoder returns a value or raises DecodeError:
 never IndexError, struct.error, UnicodeDecodeError, a bare ValueError or a
@@ -17,7 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from smbfs.proto import DecodeError, info, io, ioctl, lock, query_directory
@@ -28,6 +30,8 @@ from smbfs.proto.codec import SMB2_HEADER_SIZE
 from smbfs.proto.fileid import FileId
 from smbfs.proto.header import Smb2Header
 from smbfs.proto.message import Message
+
+from .fuzzing import FUZZ
 
 FID = FileId(0x1111, 0x2222)
 KEY = bytes(range(16))
@@ -181,10 +185,6 @@ def test_huge_lengths_do_not_allocate(name: str, decoder: Decoder, sample: bytes
                 assert peak < 1 << 20, f"{name}: {peak} bytes at offset {i}"
     finally:
         tracemalloc.stop()
-
-
-FUZZ = settings(max_examples=300, deadline=None,
-                suppress_health_check=[HealthCheck.too_slow])
 
 
 @FUZZ
