@@ -485,11 +485,21 @@ class PrivateSamba:
 
     def restart(self) -> None:
         """Stop and start smbd again on the same port, with the same shares and passdb."""
+        self.stop_smbd()
+        self.start_smbd()
+
+    def stop_smbd(self) -> None:
+        """Stop smbd (and every child) but keep everything else: the server
+        is down, its files and configuration stay. :meth:`start_smbd` brings
+        it back on the same port (its durable-handle state is gone)."""
         if self._proc is not None:
             _terminate(self._proc.pid, self.config.stop_timeout, self._proc)
             self._proc = None
         for pid in _pids_with_arg(str(self.inner(self.conf_path))):
             _terminate(pid, self.config.stop_timeout)
+
+    def start_smbd(self) -> None:
+        """Start a stopped smbd again (see :meth:`stop_smbd`)."""
         self._launch()
 
     # -- setup ----------------------------------------------------------------

@@ -16,7 +16,7 @@ import trio
 
 from smbfs.client.config import ClientConfig
 from smbfs.client.connection import Connection
-from smbfs.client.errors import single_error
+from smbfs.client.errors import SMBTimeoutError, single_error
 from smbfs.client.session import Session
 from smbfs.client.transport import FrameTransport
 
@@ -38,17 +38,27 @@ async def open_session(config: ClientConfig, *,
     """
     try:
         async with trio.open_nursery() as nursery:
-            conn = await Connection.connect(config, nursery, transport=transport)
+            conns: list[Connection] = []
             try:
-                await conn.negotiate()
-                session = await Session.setup(conn, config, nursery)
+                with trio.move_on_after(config.first_contact_timeout) as first_contact:
+                    conn = await Connection.connect(config, nursery, transport=transport)
+                    conns.append(conn)
+                    await conn.negotiate()
+                    session = await Session.setup(conn, config, nursery)
+                if first_contact.cancelled_caught:
+                    raise SMBTimeoutError(
+                        f"{config.host}:{config.port}: no answer within "
+                        f"{config.first_contact_timeout:.0f}s (connect, NEGOTIATE and "
+                        f"SESSION_SETUP)")
                 try:
                     yield session
                 finally:
                     with trio.CancelScope(shield=True):
                         await session.logoff()
+                    conns.append(session.connection)  # a reconnect's, if any
             finally:
-                conn.close()
+                for c in conns:
+                    c.close()
                 nursery.cancel_scope.cancel()
     except BaseExceptionGroup as group:
         raise single_error(group)  # noqa: B904 - the group is its __cause__

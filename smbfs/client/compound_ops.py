@@ -57,6 +57,19 @@ log = logging.getLogger(__name__)
 _STAT_OUTPUT = 4096
 
 
+_GONE = frozenset({NTStatus.STATUS_OBJECT_NAME_NOT_FOUND, NTStatus.STATUS_OBJECT_PATH_NOT_FOUND})
+
+
+async def _exists(tree: Tree, path: str) -> bool:
+    try:
+        await stat(tree, path)
+    except SMBError as e:
+        if e.status in _GONE:
+            return False
+        raise
+    return True
+
+
 def _create(tree: Tree, path: str, access: int, *, disposition: int = CreateDisposition.FILE_OPEN,
             options: int = 0) -> CreateRequest:
     """The CREATE at the head of a chain, under our lease key if we hold one."""
@@ -120,13 +133,23 @@ async def rename(tree: Tree, path: str, new_path: str, *, replace: bool = False)
     path = _normalize(path)
     create = _create(tree, path, AccessMask.DELETE | AccessMask.FILE_READ_ATTRIBUTES
                      | AccessMask.SYNCHRONIZE)
-    info = FileRenameInformation(_normalize(new_path), replace_if_exists=replace)
+    target = _normalize(new_path)
+    info = FileRenameInformation(target, replace_if_exists=replace)
     setinfo = SetInfoRequest(
         info_type=InfoType.SMB2_0_INFO_FILE,
         file_info_class=FileInformationClass.FileRenameInformation,
         file_id=RELATED, buffer=info.encode(),
     )
-    await _chain(tree, [create, setinfo, CloseRequest(file_id=RELATED)])
+    try:
+        await _chain(tree, [create, setinfo, CloseRequest(file_id=RELATED)])
+    except SMBError as e:
+        # Replayed after a reconnect with the source gone and the target
+        # there: the lost first attempt did it. Not blindly repeated, not
+        # reported as ENOENT.
+        if not (e.replayed and e.status in _GONE and await _exists(tree, target)):
+            raise
+        log.info("rename %r -> %r: done by the attempt lost with the connection", path, target)
+    tree.renamed(path, target)
 
 
 async def delete(tree: Tree, path: str, *, directory: bool | None = None) -> None:
@@ -150,7 +173,13 @@ async def delete(tree: Tree, path: str, *, directory: bool | None = None) -> Non
         file_info_class=FileInformationClass.FileDispositionInformation,
         file_id=RELATED, buffer=FileDispositionInformation(True).encode(),
     )
-    await _chain(tree, [create, setinfo, CloseRequest(file_id=RELATED)])
+    try:
+        await _chain(tree, [create, setinfo, CloseRequest(file_id=RELATED)])
+    except SMBError as e:
+        # Replayed after a reconnect and gone: deleted by the lost attempt.
+        if not (e.replayed and e.status in _GONE):
+            raise
+        log.info("delete %r: done by the attempt lost with the connection", path)
 
 
 async def mkdir(tree: Tree, path: str) -> FileInfo:
@@ -162,7 +191,17 @@ async def mkdir(tree: Tree, path: str) -> FileInfo:
         create_options=CreateOptions.FILE_DIRECTORY_FILE,
     )
     close = CloseRequest(file_id=RELATED, flags=CloseFlags.SMB2_CLOSE_FLAG_POSTQUERY_ATTRIB)
-    _, c = await _chain(tree, [create, close])
+    try:
+        _, c = await _chain(tree, [create, close])
+    except SMBError as e:
+        # Replayed after a reconnect and there: made by the lost attempt if
+        # it is a directory (a file of that name is somebody else's).
+        if e.replayed and e.status == NTStatus.STATUS_OBJECT_NAME_COLLISION:
+            info = await stat(tree, path)
+            if info.is_directory:
+                log.info("mkdir %r: done by the attempt lost with the connection", path)
+                return info
+        raise
     body = c.decode(CloseResponse)
     return FileInfo.from_times(
         body.creation_time, body.last_access_time, body.last_write_time, body.change_time,
@@ -323,5 +362,10 @@ async def mkdir_stat(tree: Tree, path: str) -> FileInfo:
                                   ok_statuses=frozenset({NTStatus.STATUS_BUFFER_OVERFLOW}))
     for r in results[:2]:
         if isinstance(r, SMBError):
+            if r.replayed and r.status == NTStatus.STATUS_OBJECT_NAME_COLLISION:
+                # As in mkdir: made by the attempt lost with the connection.
+                info = await stat(tree, path)
+                if info.is_directory:
+                    return info
             raise r
     return _info_of(results[1], path)

@@ -38,6 +38,23 @@ class ClientConfig:
     request_timeout: float = 60.0
     connect_timeout: float = 20.0
     max_in_flight: int = 32
+    # Reconnect ([MS-SMB2] 3.2.4.4 durable reclaim): a lost connection is
+    # re-established and requests in flight are replayed. Off by default in
+    # the engine (a caller that wants a cut to be an error gets one); the
+    # FUSE mount turns it on. ``hard`` waits for the server forever; soft
+    # (the default) fails an operation once the server has been unreachable
+    # for ``soft_timeout`` seconds.
+    reconnect: bool = False
+    hard: bool = False
+    soft_timeout: float = 30.0
+    # The longest wait between two reconnect attempts (the backoff starts
+    # at ``reconnect_backoff_min`` and doubles).
+    reconnect_backoff_min: float = 0.05
+    reconnect_backoff_max: float = 5.0
+    # The whole first contact (TCP, NEGOTIATE, SESSION_SETUP) of
+    # open_session: a server that accepts TCP and never answers must not
+    # hold a mount for request_timeout per step.
+    first_contact_timeout: float = 30.0
     client_guid: uuid.UUID = field(default_factory=uuid.uuid4)
     # Name the server knows itself by: the SPN host part and the
     # \\server\share prefix of tree connects. Defaults to ``host``.
@@ -56,7 +73,9 @@ class ClientConfig:
         if self.min_dialect > self.max_dialect:
             raise ValueError(f"min_dialect {self.min_dialect.name} is above "
                              f"max_dialect {self.max_dialect.name}")
-        for name in ("echo_interval", "request_timeout", "connect_timeout"):
+        for name in ("echo_interval", "request_timeout", "connect_timeout", "soft_timeout",
+                     "first_contact_timeout", "reconnect_backoff_min",
+                     "reconnect_backoff_max"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive")
         if self.max_in_flight < 1:

@@ -119,6 +119,10 @@ class Response:
     header: Smb2Header
     msg: memoryview
     connection: Connection | None = None
+    # Sent again after a reconnect: an error may then mean "already done by
+    # the lost attempt" (a rename whose source is gone), which the caller
+    # reconciles by looking at the server's state.
+    replayed: bool = False
 
     @property
     def status(self) -> int:
@@ -244,6 +248,10 @@ class Connection:
         self.negotiated: NegotiatedInfo | None = None
         self.security: dict[int, SessionSecurity] = {}
         self.break_handler: BreakHandler | None = None
+        # Called once when the connection dies, from whichever task noticed:
+        # the session's reconnect supervisor starts from here even when no
+        # request was in flight (an idle cut, a dead peer found by ECHO).
+        self.on_lost: Callable[[Connection, ConnectionLostError], None] | None = None
         self._pending: dict[int, PendingRequest] = {}
         self._dead: ConnectionLostError | None = None
         self._tasks_scope = trio.CancelScope()
@@ -313,6 +321,8 @@ class Connection:
             p.event.set()
         self._tasks_scope.cancel()
         self.closed_event.set()
+        if self.on_lost is not None:
+            self.on_lost(self, exc)
 
     def handle_protocol_error(self, reason: str) -> None:
         """Drop the connection for something the server got wrong that a
@@ -492,12 +502,16 @@ class Connection:
         encrypt: bool = False,
         sent: list[bytes] | None = None,
         timeout: float | None = None,
+        replay: bool = False,
     ) -> list[Response]:
         """Send ``messages`` as one frame (a compound if more than one) and
         wait for every response. Statuses are not interpreted here.
 
         ``sent``, when given, receives the plain bytes of each message (for
-        the preauth integrity hash). Cancelling the caller sends SMB2 CANCEL
+        the preauth integrity hash). ``replay`` marks a request sent again
+        after a reconnect: SMB2_FLAGS_REPLAY_OPERATION on 3.x ([MS-SMB2]
+        3.2.4.1: the server then recognises a CREATE it already executed by
+        its CreateGuid instead of running it twice). Cancelling the caller sends SMB2 CANCEL
         for the requests still unanswered; their late responses are
         consumed and discarded by the receiver.
         """
@@ -539,6 +553,9 @@ class Connection:
             mids.append(m)
             m += c
         requests = [self.credits.request_for(c) for c in charges]
+        hflags = 0
+        if replay and self.negotiated is not None and self.negotiated.dialect.is_smb3:
+            hflags = int(HeaderFlags.SMB2_FLAGS_REPLAY_OPERATION)
         pendings: list[PendingRequest] = []
         # From here the MessageIds are spent: the frame must go out whatever
         # happens, so this part is shielded (and bounded).
@@ -547,14 +564,15 @@ class Connection:
                 parts = self._build(
                     messages, bodies, mids, charges, session_id=session_id, tree_id=tree_id,
                     related=related, sign=sign and not encrypt, credit_requests=requests,
-                    flags=0,
+                    flags=hflags,
                 )
                 if sent is not None:
                     sent.append(b"".join(parts))
                 for i, message in enumerate(messages):
                     p = PendingRequest(
                         message=message, message_id=mids[i], charge=charges[i],
-                        session_id=session_id, tree_id=tree_id, flags=0, encrypted=encrypt,
+                        session_id=session_id, tree_id=tree_id, flags=hflags,
+                        encrypted=encrypt,
                     )
                     p.scope = trio.CancelScope(deadline=trio.current_time() + bound)
                     self._pending[mids[i]] = p
@@ -572,7 +590,8 @@ class Connection:
                 self.frames_sent += 1
             if send_scope.cancelled_caught:
                 self._fail(SMBTimeoutError(f"send stalled for {bound}s"))
-        self._check_alive()
+        # No _check_alive() here: a request whose response arrived before the
+        # connection died has its answer; the others carry the error (_fail).
         try:
             return [await self._wait(p) for p in pendings]
         except trio.Cancelled:

@@ -33,8 +33,12 @@ from smbfs.proto.ntstatus import status_name as _status_name
 class SMBError(Exception):
     """The server failed a request with ``status`` (an NTSTATUS value)."""
 
-    def __init__(self, status: int, command: Command | None = None, message: str = "") -> None:
+    def __init__(self, status: int, command: Command | None = None, message: str = "",
+                 *, replayed: bool = False) -> None:
         self.status = status
+        # The answer to a request sent again after a reconnect: the lost
+        # first attempt may have done the work already (see Session._send).
+        self.replayed = replayed
         self.status_name = _status_name(status)
         self.command = command
         text = f"{self.status_name} (0x{status:08X})"
@@ -62,6 +66,19 @@ class SMBTimeoutError(ConnectionLostError):
 class NegotiateError(ConnectionLostError):
     """Negotiation failed (no common dialect, validate-negotiate mismatch,
     a required feature the server lacks): the connection cannot be used."""
+
+
+class ServerUnreachableError(ConnectionLostError):
+    """A ``soft`` session gave up: the server stayed unreachable (no
+    connection could be re-established) for ``ClientConfig.soft_timeout``."""
+
+
+class HandleLostError(Exception):
+    """After a reconnect the server no longer had this handle and it could
+    not be reopened as provably the same file (deleted or replaced by
+    another client, or the server refused): every later use of this one
+    :class:`~smbfs.client.open.Open` fails with this error, the others
+    carry on. Neither a server answer nor a local misuse, hence its own type."""
 
 
 class LocalError(Exception):

@@ -198,6 +198,33 @@ class LeaseTable:
             self._keys[k] = key
         return key
 
+    def bind_key(self, share: str, path: str, key: bytes) -> None:
+        """``path`` is known by the caller's own key from now on (the FUSE
+        layer keeps one per file): compound operations on it carry that key."""
+        self._keys[(share.lower(), path.lower())] = key
+
+    def renamed(self, share: str, old: str, new: str) -> None:
+        """Our rename of ``old`` (and of everything below it) to ``new``:
+        each file keeps its key under its new name."""
+        s, old_l, new_l = share.lower(), old.lower(), new.lower()
+        moved = {}
+        for (sh, p), key in list(self._keys.items()):
+            if sh != s:
+                continue
+            if p == old_l:
+                moved[(sh, new_l)] = key
+            elif p.startswith(old_l + "\\"):
+                moved[(sh, new_l + p[len(old_l):])] = key
+            else:
+                continue
+            del self._keys[(sh, p)]
+        self._keys.update(moved)
+        for lease in self._leases.values():
+            if lease.path.lower() == old_l:
+                lease.path = new
+            elif lease.path.lower().startswith(old_l + "\\"):
+                lease.path = new + lease.path[len(old):]
+
     def lease(self, key: bytes) -> Lease | None:
         return self._leases.get(key)
 

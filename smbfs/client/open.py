@@ -16,10 +16,11 @@ What the FUSE layer needs about a file comes back as :class:`FileInfo`
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Protocol, TypeVar
@@ -27,8 +28,9 @@ from typing import Any, Protocol, TypeVar
 import trio
 
 from smbfs.client.connection import Response
-from smbfs.client.errors import HandleClosedError, SMBError, single_error
+from smbfs.client.errors import HandleClosedError, HandleLostError, SMBError, single_error
 from smbfs.client.lease import LEASE_RWH, Lease, LeaseTable
+from smbfs.client.reconnect import ReconnectStats
 from smbfs.client.session import Session
 from smbfs.proto.change_notify import (
     ChangeNotifyFlags,
@@ -50,6 +52,8 @@ from smbfs.proto.create import (
 )
 from smbfs.proto.create_contexts import (
     AnyCreateContext,
+    CreateDurableHandleReconnect,
+    CreateDurableHandleReconnectV2,
     CreateDurableHandleRequest,
     CreateDurableHandleRequestV2,
     CreateDurableHandleResponse,
@@ -146,6 +150,12 @@ class RequestPipe(Protocol):
     async def compound(self, messages: Sequence[Message], *, related: bool = True,
                        ok_statuses: Iterable[int] = frozenset()
                        ) -> list[Response | SMBError]: ...
+
+    def register_open(self, op: Open) -> None: ...
+
+    def forget_open(self, op: Open) -> None: ...
+
+    def renamed(self, old: str, new: str) -> None: ...
 
 
 # -------------------------------------------------------------- FileInfo
@@ -289,9 +299,14 @@ class Open:
         self.path = path
         self.file_id: FileId = response.file_id
         self.create_action = response.create_action
-        # Kept for a durable reopen after a reconnect (not built yet: the
-        # next feature needs the CREATE as sent).
+        # The CREATE as sent: a reconnect opens the file again from it
+        # (same access, sharing, options, lease key; the current name).
         self.request = request
+        # Why this handle is gone for good after a reconnect (None: alive),
+        # and how many times it was taken back (a directory enumeration
+        # started before a reopen must start again).
+        self.lost: str | None = None
+        self.generation = 0
         self.oplock_level = response.oplock_level
         self.lease: Lease | None = None
         self.durable = False
@@ -339,6 +354,7 @@ class Open:
         impersonation: int = ImpersonationLevel.Impersonation,
         query_on_disk_id: bool = True,
         contexts: Sequence[AnyCreateContext] = (),
+        lease_key: bytes | None = None,
     ) -> Open:
         """SMB2 CREATE ([MS-SMB2] 3.2.4.3).
 
@@ -352,6 +368,10 @@ class Open:
         requested oplock level when no lease is asked. The server's answer
         decides: :attr:`lease` and :attr:`durable` say what was granted.
         ``query_on_disk_id`` asks for QFid so ``info.file_id`` is set.
+        ``lease_key``: the file's own key (3.2.4.3 File.LeaseKey; the FUSE
+        layer keeps one per file) instead of the session's key for this
+        path; either way the session remembers key and path, and follows
+        our renames, so compound operations on the path carry the same key.
         """
         path = _normalize(path)
         session = tree.session
@@ -378,11 +398,16 @@ class Open:
         ctxs: list[AnyCreateContext] = list(contexts)
         table: LeaseTable | None = None
         lease_rec: Lease | None = None
+        own_key = lease_key
         lease_key = b""
         requested_oplock = OplockLevel.SMB2_OPLOCK_LEVEL_NONE if oplock is None else oplock
         if want_state:
             table = session.leases
-            lease_key = table.lease_key_for(tree.share_name, path)
+            if own_key is None:
+                lease_key = table.lease_key_for(tree.share_name, path)
+            else:
+                lease_key = own_key
+                table.bind_key(tree.share_name, path, lease_key)
             requested_oplock = OplockLevel.SMB2_OPLOCK_LEVEL_LEASE
             if dialect.is_smb3:
                 ctxs.append(CreateRequestLeaseV2(lease_key=lease_key, lease_state=want_state))
@@ -440,10 +465,129 @@ class Open:
                 table.end_create(lease_rec, opened, granted, epoch, version)
         if granted is not None and lease_rec is not None:
             opened.lease = lease_rec
+        tree.register_open(opened)
         log.debug("create %r: %s action=%s oplock=%#x lease=%s durable=%s", path,
                   opened.file_id, opened.create_action, opened.oplock_level,
                   granted, opened.durable)
         return opened
+
+    # ------------------------------------------------------- reconnect
+
+    async def reclaim(self, stats: ReconnectStats) -> None:
+        """Take this handle back on a re-established session.
+
+        A durable handle is reclaimed as it was ([MS-SMB2] 3.2.4.4: DH2C
+        with the same CreateGuid on 3.x, DHnC on 2.1, the same lease key,
+        the current name). When the server no longer has it (an smbd
+        restart loses durable state) or it was never durable, the file is
+        opened again by name, with the same access and sharing, and kept
+        only if it is provably the same file (same on-disk file id, else
+        same creation time): no write of ours was lost with the old handle
+        (nothing is cached: every write was acknowledged by the server, and
+        the ones in flight are replayed on the new handle). Otherwise this
+        handle is lost, and says why, every time it is used.
+        """
+        if self.closed or self.lost is not None:
+            return
+        if self.durable:
+            try:
+                await self._reopen(reconnect=True)
+            except SMBError as e:
+                log.info("%r: durable reclaim refused (%s); reopening by name",
+                         self.path, e.status_name)
+            else:
+                stats.handles_reclaimed += 1
+                log.info("%r: durable handle reclaimed", self.path)
+                return
+        try:
+            same = await self._reopen(reconnect=False)
+        except SMBError as e:
+            self._lose(f"cannot be reopened after the reconnect: {e.status_name}")
+            stats.handles_lost += 1
+            return
+        if not same:
+            self._lose("was replaced or recreated by someone else while the connection "
+                       "was down")
+            stats.handles_lost += 1
+            return
+        stats.handles_reopened += 1
+        log.info("%r: reopened by name after the reconnect (same file)", self.path)
+
+    def _lose(self, why: str) -> None:
+        self.lost = why
+        log.error("handle of %r lost: it %s; its users get EIO from now on", self.path, why)
+        if self.lease is not None or self.oplock_level != OplockLevel.SMB2_OPLOCK_LEVEL_NONE:
+            self.tree.session.leases.forget_open(self)
+
+    async def _reopen(self, *, reconnect: bool) -> bool:
+        """CREATE again from :attr:`request`: a durable reconnect, or a
+        fresh open by the current name. Returns whether it is the same file
+        (a reconnect always is); adopts the new handle only then."""
+        sent = self.request
+        ctxs: list[AnyCreateContext] = []
+        lease_ctx = next((c for c in sent.create_contexts
+                          if isinstance(c, CreateRequestLeaseV2 | CreateRequestLease)), None)
+        if lease_ctx is not None:
+            ctxs.append(lease_ctx)
+        if reconnect:
+            if self.durable_v2 and self.create_guid is not None:
+                ctxs.append(CreateDurableHandleReconnectV2(
+                    file_id=self.file_id, create_guid=self.create_guid))
+            else:
+                ctxs.append(CreateDurableHandleReconnect(file_id=self.file_id))
+        else:
+            new_guid: uuid.UUID | None = None
+            for c in sent.create_contexts:
+                if isinstance(c, CreateDurableHandleRequestV2):
+                    new_guid = uuid.uuid4()
+                    ctxs.append(CreateDurableHandleRequestV2(timeout=c.timeout,
+                                                             create_guid=new_guid))
+                elif isinstance(c, CreateDurableHandleRequest):
+                    ctxs.append(c)
+            if self.tree.is_disk:
+                ctxs.append(CreateQueryOnDiskIdRequest())
+        request = CreateRequest(
+            name=self.path, desired_access=sent.desired_access, file_attributes=0,
+            share_access=sent.share_access, create_disposition=CreateDisposition.FILE_OPEN,
+            create_options=sent.create_options & ~CreateOptions.FILE_DELETE_ON_CLOSE,
+            requested_oplock_level=sent.requested_oplock_level,
+            impersonation_level=sent.impersonation_level, create_contexts=ctxs,
+        )
+        resp = await self.tree.request(request)
+        body = resp.decode(CreateResponse)
+        if not reconnect:
+            qfid = body.context(CreateQueryOnDiskIdResponse)
+            new_id = qfid.disk_file_id if qfid is not None and qfid.disk_file_id else None
+            if new_id is not None and self.disk_file_id is not None:
+                same = new_id == self.disk_file_id
+            else:
+                same = (body.creation_time == ns_to_filetime(self.info.creation_ns)
+                        if self.info.creation_ns is not None else False)
+            if not same:
+                with trio.CancelScope(shield=True):
+                    try:
+                        await self.tree.request(CloseRequest(file_id=body.file_id))
+                    except SMBError:
+                        pass
+                return False
+            self.durable = self.durable_v2 = False
+            self.create_guid = None
+            self._apply_contexts(body)
+            if self.durable_v2:
+                self.create_guid = new_guid
+        self.file_id = body.file_id
+        self.oplock_level = body.oplock_level
+        self.generation += 1
+        self.tree.register_open(self)  # its new FileId too, for replays
+        if self.lease is not None:
+            v2 = body.context(CreateRequestLeaseV2)
+            v1 = body.context(CreateRequestLease)
+            granted = v2 if v2 is not None else v1
+            if granted is not None and granted.lease_key == self.lease.key:
+                self.lease.state = granted.lease_state
+            else:
+                self.lease.state = 0
+        return True
 
     def _apply_contexts(self, body: CreateResponse) -> None:
         dh2 = body.context(CreateDurableHandleResponseV2)
@@ -485,6 +629,8 @@ class Open:
     def _check_open(self) -> None:
         if self.closed:
             raise HandleClosedError(f"{self.path!r} is closed")
+        if self.lost is not None:
+            raise HandleLostError(f"{self.path!r} {self.lost}")
 
     # -------------------------------------------------------------- close
 
@@ -494,12 +640,22 @@ class Open:
         if self.closed:
             return None
         self.closed = True
+        if self.lost is not None:
+            self.tree.forget_open(self)
+            return None  # the server has nothing to close
         try:
             resp = await self.tree.request(CloseRequest(
                 file_id=self.file_id,
                 flags=CloseFlags.SMB2_CLOSE_FLAG_POSTQUERY_ATTRIB if post_query else 0,
             ))
+        except HandleLostError:
+            return None  # lost while the CLOSE was in flight: closed all the same
+        except SMBError as e:
+            if e.replayed and e.status in (_S.STATUS_FILE_CLOSED, _S.STATUS_INVALID_HANDLE):
+                return None  # the lost first attempt closed it
+            raise
         finally:
+            self.tree.forget_open(self)
             if self.lease is not None or self.oplock_level != OplockLevel.SMB2_OPLOCK_LEVEL_NONE:
                 self.tree.session.leases.forget_open(self)
         body = resp.decode(CloseResponse)
@@ -799,8 +955,15 @@ class Open:
     async def rename(self, new_path: str, *, replace: bool = False) -> None:
         """Rename through this handle (it needs DELETE access)."""
         info = FileRenameInformation(_normalize(new_path), replace_if_exists=replace)
-        await self.set_info(FileInformationClass.FileRenameInformation, info.encode())
-        self.path = _normalize(new_path)
+        old = self.path
+        try:
+            await self.set_info(FileInformationClass.FileRenameInformation, info.encode())
+        except SMBError as e:
+            # Replayed after a reconnect: the lost first attempt may have
+            # renamed it already, and the target "exists" (it is this file).
+            if not (e.replayed and e.status == _S.STATUS_OBJECT_NAME_COLLISION):
+                raise
+        self.tree.renamed(old, _normalize(new_path))
 
     async def set_delete_on_close(self, delete: bool = True) -> None:
         await self.set_info(FileInformationClass.FileDispositionInformation,
@@ -812,7 +975,7 @@ class Open:
         self, pattern: str = "*", *,
         info_class: int = FileInformationClass.FileIdBothDirectoryInformation,
         restart: bool = True, output_buffer_length: int | None = None,
-    ) -> AsyncIterator[DirectoryEntry]:
+    ) -> AsyncGenerator[DirectoryEntry, None]:
         """Every entry matching ``pattern``, following continuation until
         STATUS_NO_MORE_FILES ([MS-SMB2] 3.2.4.17, 3.2.4.17.1)."""
         out_len = output_buffer_length or self.max_transact
@@ -844,13 +1007,25 @@ class Open:
                 yield entry
 
     async def list_directory(self, pattern: str = "*") -> list[FileInfo]:
-        """All entries (without "." and "..") as FileInfo, names in ``.name``."""
-        out: list[FileInfo] = []
-        async for e in self.query_directory(pattern):
-            if e.file_name in (".", ".."):
-                continue
-            out.append(FileInfo.from_directory_entry(e))
-        return out
+        """All entries (without "." and "..") as FileInfo, names in ``.name``.
+
+        A reconnect in the middle reopens the directory, and the server's
+        enumeration starts again on the new handle: the listing is then
+        started again from scratch rather than continued (which would
+        repeat entries)."""
+        while True:
+            generation = self.generation
+            out: list[FileInfo] = []
+            async with contextlib.aclosing(self.query_directory(pattern)) as entries:
+                async for e in entries:
+                    if self.generation != generation:
+                        break
+                    if e.file_name in (".", ".."):
+                        continue
+                    out.append(FileInfo.from_directory_entry(e))
+            if self.generation == generation:
+                return out
+            log.info("listing of %r started again after a reconnect", self.path)
 
     # -------------------------------------------------------------- locks
 

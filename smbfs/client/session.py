@@ -11,10 +11,11 @@ and signing key).
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import struct
 from collections.abc import Awaitable, Callable, Collection, Sequence
-from typing import Any, Final
+from typing import Any, Final, Protocol, runtime_checkable
 
 import spnego
 import spnego.exceptions
@@ -38,6 +39,7 @@ from smbfs.client.errors import (
 )
 from smbfs.client.kerberos import KerberosSpnego
 from smbfs.client.lease import LeaseTable
+from smbfs.client.reconnect import CONNECTED, Reconnector, ReconnectStats, StateCallback
 from smbfs.proto.codec import DecodeError
 from smbfs.proto.constants import Command, Dialect, HeaderFlags, SecurityMode
 from smbfs.proto.crypto.encryption import Encryptor
@@ -59,6 +61,11 @@ _SUCCESS: Final = int(NTStatus.STATUS_SUCCESS)
 _MORE: Final = int(NTStatus.STATUS_MORE_PROCESSING_REQUIRED)
 _EXPIRED: Final = int(NTStatus.STATUS_NETWORK_SESSION_EXPIRED)
 _SIGNED: Final = int(HeaderFlags.SMB2_FLAGS_SIGNED)
+# True in the supervisor's task while it re-establishes the session: its own
+# requests (SESSION_SETUP, TREE_CONNECT, the reclaiming CREATEs) go straight
+# out instead of waiting at the gate they are opening.
+_REESTABLISHING: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "smbfs_reestablishing", default=False)
 # A SPNEGO exchange takes 2-3 legs; a server that keeps asking for more is
 # broken or hostile, and the loop must end.
 _MAX_SETUP_LEGS: Final = 16
@@ -119,6 +126,29 @@ class _AnonymousNtlm:
         return None
 
 
+class TreeRef(Protocol):
+    """What the session needs of a tree it sends for (the tree module is
+    above this one): its current TreeId, which a reconnect changes."""
+
+    tree_id: int
+
+
+class Reconnectable(Protocol):
+    """A tree as the reconnect sees it: connect again, then take back its
+    opens ([MS-SMB2] 3.2.4.4: tree connects before durable reclaims)."""
+
+    async def reconnect(self) -> None: ...
+
+    async def reclaim_opens(self, stats: ReconnectStats) -> None: ...
+
+    def remap_file_id(self, message: Message) -> Message | None: ...
+
+
+@runtime_checkable
+class _Remapper(Protocol):
+    def remap_file_id(self, message: Message) -> Message | None: ...
+
+
 class Channel:
     """One connection of a session, with that channel's signing key."""
 
@@ -150,9 +180,36 @@ class Session:
         # channel's signing key from it.
         self._session_key: bytes | None = None
         self._logged_off = False
+        self._established = False  # set after the first successful setup
         # Leases and oplocks this session holds; their break acknowledger
         # starts with the first open that asks for one.
         self.leases = LeaseTable(self)
+        self._break_handler: BreakHandler | None = None
+        # The registry a reconnect works from: every connected tree (each
+        # with its opens). Trees add and remove themselves.
+        self.trees: list[Reconnectable] = []
+        self._reconnector = Reconnector(self, config)
+        connection.on_lost = self._on_connection_lost
+
+    @property
+    def state(self) -> str:
+        """"connected", "reconnecting" or "failed"."""
+        return self._reconnector.state
+
+    @property
+    def stats(self) -> ReconnectStats:
+        return self._reconnector.stats
+
+    def on_state_change(self, fn: StateCallback) -> None:
+        """``fn(state, detail)`` whenever the session's link changes state
+        (the mount's systemd status line follows it). Must not block."""
+        self._reconnector.on_state_change(fn)
+
+    def _on_connection_lost(self, conn: Connection, exc: ConnectionLostError) -> None:
+        if conn is not self.connection or not self._established:
+            return
+        if self.config.reconnect and not self._logged_off:
+            self._reconnector.connection_lost(self._reconnector.generation, exc)
 
     # -- the contract's accessors --------------------------------------------
 
@@ -168,7 +225,9 @@ class Session:
 
     def register_break_handler(self, fn: BreakHandler) -> None:
         """``fn(header, msg)`` is called from the receiver task for every
-        unsolicited SMB2_OPLOCK_BREAK; it must not block."""
+        unsolicited SMB2_OPLOCK_BREAK; it must not block. It stays installed
+        on every connection this session uses from now on (a reconnect's too)."""
+        self._break_handler = fn
         for ch in self.channels:
             ch.connection.break_handler = fn
 
@@ -185,7 +244,50 @@ class Session:
         await session._authenticate()
         if session.dialect in (Dialect.SMB3_0, Dialect.SMB3_0_2):
             await session._validate_negotiate()
+        session._established = True
+        if config.reconnect:
+            nursery.start_soon(session._reconnector.run)
         return session
+
+    async def _reestablish(self) -> None:
+        token = _REESTABLISHING.set(True)
+        try:
+            await self._reestablish_now()
+        finally:
+            _REESTABLISHING.reset(token)
+
+    async def _reestablish_now(self) -> None:
+        """The session again on a new connection ([MS-SMB2] 3.2.4.4 and
+        3.2.4.2.3): NEGOTIATE, SESSION_SETUP with PreviousSessionId (the
+        server then tears the old session down and lets its durable handles
+        be reclaimed), VALIDATE_NEGOTIATE on 3.0/3.0.2, every tree connected
+        again, then every open taken back. Called by the supervisor only."""
+        old = self.connection
+        old.on_lost = None
+        old.close()
+        conn = await Connection.connect(self.config, self._nursery)
+        try:
+            await conn.negotiate()
+            previous = self.session_id
+            self.channels = [Channel(conn, None)]
+            conn.break_handler = self._break_handler
+            self.session_id = 0
+            await self._authenticate(previous_session_id=previous)
+            if self.dialect in (Dialect.SMB3_0, Dialect.SMB3_0_2):
+                await self._validate_negotiate()
+            for tree in list(self.trees):
+                await tree.reconnect()
+            for tree in list(self.trees):
+                await tree.reclaim_opens(self.stats)
+        except BaseException:
+            conn.close()
+            raise
+        conn.on_lost = self._on_connection_lost
+        stats = self.stats
+        log.warning("reconnected to %s:%d (%s): session %#x, %d trees; handles "
+                    "reclaimed %d, reopened %d, lost %d (totals)", self.config.host,
+                    self.config.port, self.dialect.name, self.session_id, len(self.trees),
+                    stats.handles_reclaimed, stats.handles_reopened, stats.handles_lost)
 
     async def _validate_negotiate(self) -> None:
         """[MS-SMB2] 3.2.5.5 / 3.2.5.14.12: in 3.0 and 3.0.2 the client
@@ -295,9 +397,11 @@ class Session:
                 f"{self.config.auth} authentication failed locally: {e}{hint}") from e
         return bytes(out) if out else None
 
-    async def _authenticate(self) -> None:
+    async def _authenticate(self, previous_session_id: int = 0) -> None:
         """The SESSION_SETUP loop ([MS-SMB2] 3.2.4.2.3, 3.2.5.3). On the
-        current SessionId when re-authenticating (keys are kept)."""
+        current SessionId when re-authenticating (keys are kept).
+        ``previous_session_id``: the session this one replaces after a
+        reconnect."""
         conn = self.connection
         neg = conn.negotiated
         assert neg is not None
@@ -314,6 +418,7 @@ class Session:
         sec = conn.security.get(session_id) if reauth else None
         for _leg in range(_MAX_SETUP_LEGS):
             request = SessionSetupRequest(security_mode=int(security_mode),
+                                          previous_session_id=previous_session_id,
                                           security_buffer=token or b"")
             sent: list[bytes] = []
             sign = reauth and sec is not None and sec.signer is not None and not sec.encrypt_data
@@ -483,23 +588,70 @@ class Session:
         return status in ok_statuses or is_success(status)
 
     async def _send(self, messages: Sequence[Message], *, tree_id: int, related: bool,
-                    payload_sizes: Sequence[int] | None, encrypt: bool | None) -> list[Response]:
-        if self._logged_off:
-            raise ConnectionLostError("session is logged off")
-        for attempt in range(2):
+                    payload_sizes: Sequence[int] | None, encrypt: bool | None,
+                    tree: TreeRef | None = None) -> list[Response]:
+        """Send and wait, through reconnects when the session has them.
+
+        A request whose connection is lost waits for the supervisor to
+        re-establish the session, then goes again with the replay flag, the
+        tree's new TreeId and the FileId its open was reclaimed with
+        (:meth:`_for_replay`). Its responses say ``replayed``: a
+        non-idempotent caller (rename, delete, mkdir) then reconciles an
+        error with the server's state instead of reporting it.
+        """
+        reauthenticated = False
+        replay = False
+        inside_reconnect = _REESTABLISHING.get()
+        while True:
+            if self._logged_off:
+                raise ConnectionLostError("session is logged off")
+            if self.config.reconnect and not inside_reconnect:
+                await self._reconnector.wait_connected()
+            generation = self._reconnector.generation
             channel = self._pick_channel()
+            conn = channel.connection
+            if replay or generation:
+                # Built before a reconnect (or sent again after one): its
+                # FileId may be one the server has since given back anew.
+                messages = self._for_replay(messages, tree)
             enc = self._should_encrypt(encrypt)
             sign = self._should_sign(messages[0].COMMAND, enc, channel)
-            responses = await channel.connection.transact(
-                messages, session_id=self.session_id, tree_id=tree_id, related=related,
-                payload_sizes=payload_sizes, sign=sign, encrypt=enc,
-            )
-            if attempt == 0 and any(r.status == _EXPIRED for r in responses):
+            try:
+                responses = await conn.transact(
+                    messages, session_id=self.session_id,
+                    tree_id=tree.tree_id if tree is not None else tree_id, related=related,
+                    payload_sizes=payload_sizes, sign=sign, encrypt=enc, replay=replay,
+                )
+            except ConnectionLostError as e:
+                if (not self.config.reconnect or inside_reconnect or not self._established
+                        or self._logged_off):
+                    raise
+                if conn is self.connection:
+                    self._reconnector.connection_lost(generation, e)
+                log.debug("%s lost with its connection (%s): replaying after the reconnect",
+                          messages[0].COMMAND.name, e)
+                replay = True
+                continue
+            if not reauthenticated and any(r.status == _EXPIRED for r in responses):
                 log.info("session %#x expired: re-authenticating", self.session_id)
+                reauthenticated = True
                 await self.reauthenticate()
                 continue
+            if replay:
+                for r in responses:
+                    r.replayed = True
             return responses
-        raise AssertionError("unreachable: the second attempt always returns")
+
+    def _for_replay(self, messages: Sequence[Message], tree: TreeRef | None) -> list[Message]:
+        """``messages`` with each FileId that names a reclaimed open replaced
+        by the one the server gave it back with (a lost open raises
+        :class:`HandleLostError`)."""
+        out: list[Message] = []
+        owner = tree if isinstance(tree, _Remapper) else None
+        for m in messages:
+            new = owner.remap_file_id(m) if owner is not None else None
+            out.append(m if new is None else new)
+        return out
 
     async def request(
         self,
@@ -509,6 +661,7 @@ class Session:
         payload_size: int = 0,
         ok_statuses: Collection[int] = frozenset(),
         encrypt: bool | None = None,
+        tree: TreeRef | None = None,
     ) -> Response:
         """Send one request and wait for its final response.
 
@@ -517,12 +670,14 @@ class Session:
         an error or warning status not in ``ok_statuses``;
         :class:`ConnectionLostError` if the connection dies. A trio cancel
         sends SMB2 CANCEL. ``encrypt=None`` follows the session; Tree passes
-        True for shares with SMB2_SHAREFLAG_ENCRYPT_DATA.
+        True for shares with SMB2_SHAREFLAG_ENCRYPT_DATA. ``tree`` (instead
+        of ``tree_id``): the tree whose current TreeId and reclaimed FileIds a
+        replay after a reconnect uses.
         """
         [resp] = await self._send([message], tree_id=tree_id, related=False,
-                                  payload_sizes=[payload_size], encrypt=encrypt)
+                                  payload_sizes=[payload_size], encrypt=encrypt, tree=tree)
         if not self._status_ok(resp.status, ok_statuses):
-            raise SMBError(resp.status, message.COMMAND)
+            raise SMBError(resp.status, message.COMMAND, replayed=resp.replayed)
         return resp
 
     async def compound(
@@ -534,6 +689,7 @@ class Session:
         ok_statuses: Collection[int] = frozenset(),
         encrypt: bool | None = None,
         payload_sizes: Sequence[int] | None = None,
+        tree: TreeRef | None = None,
     ) -> list[Response | SMBError]:
         """Send ``messages`` as one compound chain in one transport send
         (related: each after the first uses the previous FileId) and return
@@ -542,11 +698,11 @@ class Session:
         if not messages:
             return []
         responses = await self._send(messages, tree_id=tree_id, related=related,
-                                     payload_sizes=payload_sizes, encrypt=encrypt)
+                                     payload_sizes=payload_sizes, encrypt=encrypt, tree=tree)
         out: list[Response | SMBError] = []
         for m, r in zip(messages, responses, strict=True):
             out.append(r if self._status_ok(r.status, ok_statuses)
-                       else SMBError(r.status, m.COMMAND))
+                       else SMBError(r.status, m.COMMAND, replayed=r.replayed))
         return out
 
     # -- teardown ------------------------------------------------------------
@@ -554,8 +710,9 @@ class Session:
     async def logoff(self) -> None:
         """LOGOFF, best effort and bounded: the connection is closed right
         after anyway."""
-        if self._logged_off or not self.connection.alive:
+        if self._logged_off or not self.connection.alive or self.state != CONNECTED:
             self._logged_off = True
+            self._reconnector.give_up("logged off")
             return
         try:
             with trio.move_on_after(min(5.0, self.config.request_timeout)):
@@ -564,5 +721,6 @@ class Session:
             log.debug("LOGOFF failed: %s", e)
         finally:
             self._logged_off = True
+            self._reconnector.give_up("logged off")
             for ch in self.channels:
                 ch.connection.security.pop(self.session_id, None)

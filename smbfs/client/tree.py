@@ -12,15 +12,18 @@ operations on paths (stat, rename, delete, EAs...) live above it in
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterable, Sequence
 from types import TracebackType
 from typing import Any
 
 from smbfs.client.connection import Response
-from smbfs.client.errors import SMBError
+from smbfs.client.errors import HandleLostError, SMBError
 from smbfs.client.open import Open
+from smbfs.client.reconnect import ReconnectStats
 from smbfs.client.session import Session
+from smbfs.proto.fileid import FileId
 from smbfs.proto.message import Message
 from smbfs.proto.tree import (
     ShareCapabilities,
@@ -54,6 +57,12 @@ class Tree:
         self.connected = True
         self.requests_sent = 0
         self.round_trips = 0
+        self.unc = ""
+        # The registry a reconnect works from: every open handle, and every
+        # FileId each ever had (a request sent under an old one is replayed
+        # under the current one).
+        self.opens: set[Open] = set()
+        self._by_file_id: dict[FileId, Open] = {}
 
     # ---------------------------------------------------------- lifecycle
 
@@ -70,15 +79,77 @@ class Tree:
         resp = await session.request(TreeConnectRequest(path=unc))
         body = resp.decode(TreeConnectResponse)
         tree = cls(session, name, resp.header.tree_id, body)
+        tree.unc = unc
+        session.trees.append(tree)
         log.debug("tree connect %s: id %#x type %s flags %#x caps %#x", unc, tree.tree_id,
                   body.share_type, body.share_flags, body.capabilities)
         return tree
+
+    # ---------------------------------------------------------- reconnect
+
+    async def reconnect(self) -> None:
+        """TREE_CONNECT again on the re-established session: a new TreeId
+        for the same share (requests read it at every attempt)."""
+        resp = await self.session.request(TreeConnectRequest(path=self.unc))
+        body = resp.decode(TreeConnectResponse)
+        old, self.tree_id = self.tree_id, resp.header.tree_id
+        self.share_flags = body.share_flags
+        self.capabilities = body.capabilities
+        self.maximal_access = body.maximal_access
+        log.debug("tree %s reconnected: id %#x -> %#x", self.unc, old, self.tree_id)
+
+    async def reclaim_opens(self, stats: ReconnectStats) -> None:
+        """Every open of this tree back (durable reclaim or reopen by name),
+        before any replayed request needs one."""
+        for op in list(self.opens):
+            await op.reclaim(stats)
+
+    def register_open(self, op: Open) -> None:
+        self.opens.add(op)
+        self._by_file_id[op.file_id] = op
+
+    def forget_open(self, op: Open) -> None:
+        self.opens.discard(op)
+        for fid in [f for f, o in self._by_file_id.items() if o is op]:
+            del self._by_file_id[fid]
+
+    def remap_file_id(self, message: Message) -> Message | None:
+        """``message`` under the current FileId of the open it names (None
+        when it names no open of ours or the open kept its id). A request
+        for a lost open raises :class:`HandleLostError`."""
+        fid = getattr(message, "file_id", None)
+        if not isinstance(fid, FileId):
+            return None
+        op = self._by_file_id.get(fid)
+        if op is None:
+            return None
+        if op.lost is not None:
+            raise HandleLostError(f"{op.path!r} {op.lost}")
+        if op.file_id == fid:
+            return None
+        return dataclasses.replace(message, file_id=op.file_id)  # type: ignore[type-var]
+
+    def renamed(self, old: str, new: str) -> None:
+        """Our own rename of ``old`` (a file, or a directory with everything
+        below it) to ``new``: the opens and lease keys follow, so a reopen
+        after a reconnect uses the current name and the file keeps its
+        lease key ([MS-SMB2] 3.2.4.3: the key belongs to the file)."""
+        old_l = old.lower()
+        for op in self.opens:
+            p = op.path
+            if p.lower() == old_l:
+                op.path = new
+            elif p.lower().startswith(old_l + "\\"):
+                op.path = new + p[len(old):]
+        self.session.leases.renamed(self.share_name, old, new)
 
     async def disconnect(self) -> None:
         """TREE_DISCONNECT; safe to call twice and after the connection died."""
         if not self.connected:
             return
         self.connected = False
+        if self in self.session.trees:
+            self.session.trees.remove(self)
         # On a share that demands encryption, the disconnect is sealed too.
         await self.session.request(TreeDisconnectRequest(), tree_id=self.tree_id,
                                    encrypt=self._encrypt)
@@ -124,8 +195,8 @@ class Tree:
         self.requests_sent += 1
         self.round_trips += 1
         return await self.session.request(
-            message, tree_id=self.tree_id, payload_size=payload_size,
-            ok_statuses=frozenset(ok_statuses), encrypt=self._encrypt,
+            message, payload_size=payload_size,
+            ok_statuses=frozenset(ok_statuses), encrypt=self._encrypt, tree=self,
         )
 
     async def compound(self, messages: Sequence[Message], *, related: bool = True,
@@ -134,8 +205,8 @@ class Tree:
         self.requests_sent += len(messages)
         self.round_trips += 1
         return await self.session.compound(
-            list(messages), tree_id=self.tree_id, related=related,
-            ok_statuses=frozenset(ok_statuses), encrypt=self._encrypt,
+            list(messages), related=related,
+            ok_statuses=frozenset(ok_statuses), encrypt=self._encrypt, tree=self,
         )
 
     # -------------------------------------------------------------- opens

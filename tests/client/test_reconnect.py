@@ -1,0 +1,205 @@
+"""Reconnect: a lost connection is re-established and programs see nothing.
+
+Real Samba behind the test bed's fault proxy: the proxy cuts every TCP
+connection (FIN or RST) or stalls it; smbd's child serving the session is
+killed. The session must come back by itself (NEGOTIATE, SESSION_SETUP with
+PreviousSessionId, tree connects, durable handles reclaimed) and replay what
+was in flight, with every byte right."""
+
+from __future__ import annotations
+
+import os
+import signal
+from typing import Any
+
+import pytest
+import trio
+from smb_trees import config_for, unique
+
+from smbfs.client import open_session, paths
+from smbfs.client.errors import HandleLostError, ServerUnreachableError
+from smbfs.client.tree import Tree
+from smbfs.proto.constants import Dialect
+from smbfs.proto.create import CreateDisposition
+
+RECONNECT = dict(reconnect=True, request_timeout=20, echo_interval=5,
+                 reconnect_backoff_max=0.5)
+
+
+def _data(n: int, seed: int) -> bytes:
+    return (bytes(range(256)) * (n // 256 + 1))[:n] if seed == 0 else os.urandom(n)
+
+
+@pytest.mark.parametrize("dialect", [Dialect.SMB2_1, Dialect.SMB3_0, Dialect.SMB3_1_1],
+                         ids=lambda d: d.name)
+async def test_cut_between_writes_reclaims_durable_handle(
+        samba: Any, fault_proxy: Any, dialect: Dialect) -> None:
+    proxy = fault_proxy(samba.host, samba.port)
+    name = unique("rc-durable")
+    data = os.urandom(3 * 1024 * 1024)
+    cfg = config_for(samba, port=proxy.port, max_dialect=dialect, min_dialect=dialect,
+                     **RECONNECT)
+    with trio.fail_after(60):
+        async with open_session(cfg) as s, await Tree.connect(s, samba.shares.rw) as tree:
+            f = await tree.create(name, disposition=CreateDisposition.FILE_CREATE)
+            assert f.durable, "the test needs a durable handle"
+            old_session = s.session_id
+            await f.write(0, data[:1024 * 1024])
+            proxy.cut_all()
+            await f.write(1024 * 1024, data[1024 * 1024:])
+            assert s.stats.reconnects == 1
+            assert s.stats.handles_reclaimed == 1 and s.stats.handles_lost == 0
+            assert s.session_id != old_session
+            assert bytes(await f.read(0, len(data))) == data
+            await f.close()
+            await paths.unlink(tree, name)
+    assert proxy.connections_accepted == 2
+
+
+async def test_requests_in_flight_are_replayed(samba: Any, fault_proxy: Any) -> None:
+    proxy = fault_proxy(samba.host, samba.port)
+    name = unique("rc-flight")
+    data = os.urandom(8 * 1024 * 1024)
+    cfg = config_for(samba, port=proxy.port, **RECONNECT)
+    with trio.fail_after(60):
+        async with open_session(cfg) as s, await Tree.connect(s, samba.shares.rw) as tree:
+            f = await tree.create(name, disposition=CreateDisposition.FILE_CREATE)
+            f.max_write = 256 * 1024  # many requests in flight
+
+            async def cut_when_busy() -> None:
+                while s.connection.in_flight < 4:
+                    await trio.sleep(0.001)
+                proxy.cut_all(reset=True)
+
+            async with trio.open_nursery() as n:
+                n.start_soon(cut_when_busy)
+                await f.write(0, data)
+            assert s.stats.reconnects >= 1
+            await f.close()
+            assert (samba.share_path(samba.shares.rw) / name).read_bytes() == data
+            await paths.unlink(tree, name)
+
+
+async def test_killed_smbd_child_is_survived(samba: Any) -> None:
+    name = unique("rc-kill")
+    data = os.urandom(2 * 1024 * 1024)
+    cfg = config_for(samba, **RECONNECT)
+    with trio.fail_after(60):
+        async with open_session(cfg) as s, await Tree.connect(s, samba.shares.rw) as tree:
+            f = await tree.create(name, disposition=CreateDisposition.FILE_CREATE)
+            await f.write(0, data[:1024 * 1024])
+            mine = [p for p in samba.connection_pids()]
+            assert mine
+            for pid in mine:
+                # Other tests' connections live in other children of the shared
+                # server: only kill the one serving our session's port.
+                if _serves_port(pid, s.connection.transport.local_address[1]):
+                    os.kill(pid, signal.SIGKILL)
+            await f.write(1024 * 1024, data[1024 * 1024:])
+            assert s.stats.reconnects == 1
+            assert s.stats.handles_reclaimed + s.stats.handles_reopened == 1
+            await f.close()
+            assert (samba.share_path(samba.shares.rw) / name).read_bytes() == data
+            await paths.unlink(tree, name)
+
+
+def _serves_port(pid: int, client_port: int) -> bool:
+    """Whether smbd child ``pid`` holds the TCP connection from ``client_port``."""
+    inodes = set()
+    try:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                t = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if t.startswith("socket:["):
+                inodes.add(t[8:-1])
+    except OSError:
+        return False
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as fh:
+            next(fh)
+            for line in fh:
+                parts = line.split()
+                if parts[9] in inodes and int(parts[2].rsplit(":", 1)[1], 16) == client_port:
+                    return True
+    return False
+
+
+async def test_server_restart_reopens_by_name(fresh_samba: Any) -> None:
+    server = fresh_samba()
+    name = unique("rc-restart")
+    data = os.urandom(512 * 1024)
+    cfg = config_for(server, **RECONNECT)
+    with trio.fail_after(90):
+        async with open_session(cfg) as s, await Tree.connect(s, server.shares.rw) as tree:
+            f = await tree.create(name, disposition=CreateDisposition.FILE_CREATE)
+            await f.write(0, data)
+            await trio.to_thread.run_sync(server.restart)
+            assert bytes(await f.read(0, len(data))) == data
+            await f.write(len(data), b"tail")
+            assert s.stats.handles_reopened == 1
+            await f.close()
+            assert (server.share_path(server.shares.rw) / name).read_bytes() == data + b"tail"
+
+
+async def test_replaced_file_is_lost_with_a_clear_error(fresh_samba: Any) -> None:
+    server = fresh_samba()
+    name = unique("rc-replaced")
+    cfg = config_for(server, **RECONNECT)
+    with trio.fail_after(90):
+        async with open_session(cfg) as s, await Tree.connect(s, server.shares.rw) as tree:
+            f = await tree.create(name, disposition=CreateDisposition.FILE_CREATE)
+            g = await tree.create(unique("rc-other"), disposition=CreateDisposition.FILE_CREATE)
+            await f.write(0, b"mine")
+
+            def replace_while_down() -> None:
+                server.stop_smbd()
+                path = server.share_path(server.shares.rw) / name
+                path.unlink()
+                path.write_bytes(b"theirs")
+                server.start_smbd()
+
+            await trio.to_thread.run_sync(replace_while_down)
+            with pytest.raises(HandleLostError):
+                await f.read(0, 4)
+            await g.write(0, b"still fine")  # the other handle carries on
+            assert s.stats.handles_lost == 1
+            await f.close()
+            await g.close()
+
+
+async def test_soft_gives_up_hard_waits(samba: Any, fault_proxy: Any) -> None:
+    proxy = fault_proxy(samba.host, samba.port)
+    cfg = config_for(samba, port=proxy.port, soft_timeout=1.0, **RECONNECT)
+    with trio.fail_after(30):
+        async with open_session(cfg) as s, await Tree.connect(s, samba.shares.rw) as tree:
+            proxy.refuse_connections(True)
+            proxy.cut_all()
+            start = trio.current_time()
+            with pytest.raises(ServerUnreachableError):
+                await paths.stat(tree, "")
+            assert trio.current_time() - start < 5
+            proxy.refuse_connections(False)
+            with trio.fail_after(10):
+                while s.state != "connected":
+                    await trio.sleep(0.05)
+            await paths.stat(tree, "")
+
+    cfg = config_for(samba, port=proxy.port, hard=True, **RECONNECT)
+    with trio.fail_after(30):
+        async with open_session(cfg) as s, await Tree.connect(s, samba.shares.rw) as tree:
+            proxy.refuse_connections(True)
+            proxy.cut_all()
+            done = trio.Event()
+
+            async def op() -> None:
+                await paths.stat(tree, "")
+                done.set()
+
+            async with trio.open_nursery() as n:
+                n.start_soon(op)
+                await trio.sleep(2)  # the server is away for longer than any soft bound here
+                assert not done.is_set()
+                proxy.refuse_connections(False)
+            assert done.is_set()
