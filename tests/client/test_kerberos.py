@@ -288,3 +288,37 @@ def test_neg_token_resp_decode_total(data: bytes) -> None:
         kerberos.NegTokenResp.decode(data)
     except kerberos.SpnegoFormatError:
         pass
+
+
+async def test_kerberos_session_reconnects_from_the_ticket_cache(
+        ad_dc: PrivateAdDc, krb_env: str, fault_proxy: Any) -> None:
+    """A cut costs a Kerberos session nothing: the reconnect authenticates
+    again with a ticket from the cache (no password in memory)."""
+    import trio
+
+    from smbfs.client import paths
+    from smbfs.client.tree import Tree
+    from smbfs.proto.create import CreateDisposition
+
+    proxy = fault_proxy(ad_dc.host, ad_dc.port)
+    cfg = krb_config(ad_dc, port=proxy.port, reconnect=True, reconnect_backoff_max=0.5)
+    before = krb5_authorizations(ad_dc)
+    data = bytes(range(256)) * 256
+    with trio.fail_after(60):
+        async with open_session(cfg) as s, await Tree.connect(s, "data") as tree:
+            f = await tree.create("krb-reconnect.bin", disposition=CreateDisposition.FILE_OVERWRITE_IF)
+            await f.write(0, data[:1000])
+            proxy.cut_all()
+            await f.write(1000, data[1000:])
+            assert s.stats.reconnects == 1 and s.stats.handles_lost == 0
+            assert bytes(await f.read(0, len(data))) == data
+            await f.close()
+            await paths.unlink(tree, "krb-reconnect.bin")
+    assert proxy.connections_accepted == 2
+    after = krb5_authorizations(ad_dc)
+    assert after - before >= 2, (before, after)  # the first logon and the reconnect's
+
+
+def krb5_authorizations(dc: PrivateAdDc) -> int:
+    return sum(1 for e in dc.auth_events() if e.get("type") == "Authorization"
+               and e["Authorization"].get("authType") == "krb5")

@@ -203,3 +203,88 @@ async def test_soft_gives_up_hard_waits(samba: Any, fault_proxy: Any) -> None:
                 assert not done.is_set()
                 proxy.refuse_connections(False)
             assert done.is_set()
+
+
+async def test_stalled_peer_is_detected_within_two_echo_intervals(
+        samba: Any, fault_proxy: Any) -> None:
+    proxy = fault_proxy(samba.host, samba.port)
+    echo = 1.0
+    cfg = config_for(samba, port=proxy.port, **{**RECONNECT, "echo_interval": echo})
+    seen: list[tuple[str, float]] = []
+    with trio.fail_after(60):
+        async with open_session(cfg) as s, await Tree.connect(s, samba.shares.rw) as tree:
+            s.on_state_change(lambda state, _detail: seen.append((state, trio.current_time())))
+            await paths.stat(tree, "")
+            stalled_at = trio.current_time()
+            proxy.stall(4 * echo)  # bytes held both ways, TCP alive
+            while not any(state == "reconnecting" for state, _ in seen):
+                await trio.sleep(0.05)
+            detected = next(t for state, t in seen if state == "reconnecting")
+            # Idle for up to one interval, then an ECHO unanswered for another.
+            assert detected - stalled_at <= 2 * echo + 0.5
+            await paths.stat(tree, "")  # waits for the reconnect, then works
+            assert s.state == "connected" and s.stats.reconnects == 1
+
+
+async def test_encrypted_share_reconnects(samba: Any, fault_proxy: Any) -> None:
+    proxy = fault_proxy(samba.host, samba.port)
+    name = unique("rc-sealed")
+    data = os.urandom(1024 * 1024)
+    cfg = config_for(samba, port=proxy.port, **RECONNECT)
+    with trio.fail_after(60):
+        async with open_session(cfg) as s, \
+                await Tree.connect(s, samba.shares.encrypted) as tree:
+            assert tree.encrypt_data
+            f = await tree.create(name, disposition=CreateDisposition.FILE_CREATE)
+            await f.write(0, data[:4096])
+            proxy.cut_all(reset=True)
+            await f.write(4096, data[4096:])
+            assert s.stats.reconnects == 1 and s.stats.handles_lost == 0
+            assert bytes(await f.read(0, len(data))) == data
+            await f.close()
+            await paths.unlink(tree, name)
+        # The server saw every request sealed: the reconnected session too.
+        tcons = [t for t in samba.smbstatus().get("tcons", {}).values()
+                 if t["service"] == samba.shares.encrypted]
+        assert all(t["encryption"]["degree"] == "full" for t in tcons), tcons
+
+
+async def test_rename_mkdir_delete_replayed_are_reconciled(
+        samba: Any, fault_proxy: Any) -> None:
+    """A cut after the server did the work but before its answer arrived:
+    the replay finds the work done and reports success (not ENOENT/EEXIST)."""
+    proxy = fault_proxy(samba.host, samba.port)
+    base = unique("rc-ns")
+    root = samba.share_path(samba.shares.rw)
+    cfg = config_for(samba, port=proxy.port, **RECONNECT)
+
+    def drop_next_answer(command: int) -> None:
+        state = {"armed": True}
+
+        def hook(direction: str, message: bytes) -> bytes | None:
+            # The answer to the next ``command`` never reaches us; the cut
+            # follows, so the request is replayed on a new connection.
+            if (state["armed"] and direction == "s2c" and len(message) >= 64
+                    and message[:4] == b"\xfeSMB"
+                    and int.from_bytes(message[12:14], "little") == command):
+                state["armed"] = False
+                proxy.cut_all(reset=True)
+                return None
+            return message
+
+        proxy.set_frame_hook(hook)
+
+    with trio.fail_after(60):
+        async with open_session(cfg) as s, await Tree.connect(s, samba.shares.rw) as tree:
+            drop_next_answer(0x0005)  # CREATE: the mkdir's answer is lost
+            await paths.mkdir(tree, base)
+            assert (root / base).is_dir()
+            (root / base / "a").write_bytes(b"x")
+            drop_next_answer(0x0005)
+            await paths.rename(tree, f"{base}\\a", f"{base}\\b")
+            assert (root / base / "b").read_bytes() == b"x" and not (root / base / "a").exists()
+            drop_next_answer(0x0005)
+            await paths.unlink(tree, f"{base}\\b")
+            assert not (root / base / "b").exists()
+            await paths.rmdir(tree, base)
+            assert s.stats.reconnects == 3
