@@ -35,12 +35,12 @@ import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from faultproxy import FaultProxy  # noqa: E402
+from faultproxy import FaultProxy
 
-from smbfs.client import ClientConfig, open_session, paths  # noqa: E402
-from smbfs.client.tree import Tree  # noqa: E402
-from smbfs.devserver import PrivateSamba, SambaConfig  # noqa: E402
-from smbfs.proto.create import CreateDisposition  # noqa: E402
+from smbfs.client import ClientConfig, open_session, paths
+from smbfs.client.tree import Tree
+from smbfs.devserver import PrivateSamba, SambaConfig
+from smbfs.proto.create import CreateDisposition
 
 MIB = 1024 * 1024
 
