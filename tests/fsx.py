@@ -25,6 +25,9 @@ Why the pieces are as they are:
 * ``between_ops(i)`` is called after op ``i``: the hook a test uses to
   inject faults (cut a proxy every k ops, corrupt the file behind the
   checker's back...). Faults on a timer can equally come from another thread.
+* Mappings are touched in a helper process: a page the kernel cannot fill
+  (the filesystem's read failed) is a SIGBUS, which would kill the test
+  process; in the helper it is reported as that op's failure.
 
 As a script: ``python tests/fsx.py DIR --ops 20000 --seed 1`` (``--help``).
 """
@@ -37,6 +40,10 @@ import logging
 import mmap
 import os
 import random
+import signal
+import socket
+import struct
+import subprocess
 import sys
 import time
 from collections import Counter, deque
@@ -79,8 +86,10 @@ _PERIOD = 251
 class FsxError(AssertionError):
     """What went wrong, where, and how to replay it.
 
-    ``kind`` is ``"mismatch"`` (wrong bytes), ``"size"`` (wrong size) or
-    ``"error"`` (an operation raised: ``errno`` is set). ``offset`` is the
+    ``kind`` is ``"mismatch"`` (wrong bytes), ``"size"`` (wrong size),
+    ``"error"`` (an operation raised: ``errno`` is set when it was an
+    OSError) or ``"signal"`` (a mapping access was killed, SIGBUS: the
+    kernel could not fill a page). ``offset`` is the
     file offset of the first wrong byte (for a size error, the smaller of
     the two sizes). ``log`` holds the last operations, the failing one last.
     """
@@ -127,6 +136,8 @@ class FsxConfig:
     drop_caches: bool = True
     log_size: int = 40
     verify_every: int = 0  # also compare whole files every N ops (0: never)
+    mmap_in_child: bool = True  # touch mappings in a helper process (SIGBUS is reported)
+    op_timeout: float = 120.0  # bound of a mapping access in the helper
     prefix: str = "fsx"
     trace: bool = False  # log every op at INFO (slow; for replaying a failure)
 
@@ -266,6 +277,7 @@ class Fsx:
             _File(i, (f"{self.config.prefix}{i}", f"{self.config.prefix}{i}.renamed"))
             for i in range(self.config.files)
         ]
+        self._helper: _MapHelper | None = None
         one = bytes(range(1, _PERIOD + 1))
         self._pattern = one * (2 + self.config.max_size // _PERIOD)
 
@@ -329,6 +341,7 @@ class Fsx:
             for f in self.files:
                 with contextlib.suppress(OSError):  # never hide the error being raised
                     self._close(f)
+            self._stop_helper()
             self.stats.elapsed = time.monotonic() - start
         return self.stats
 
@@ -492,9 +505,8 @@ class Fsx:
         off = self._offset(size)
         n = self._length(size - off)
         e.text = f"{_hx(off)} +{_hx(n)}"
-        base = off // PAGE * PAGE
-        with mmap.mmap(f.fd, off + n - base, access=mmap.ACCESS_READ, offset=base) as m:
-            data = m[off - base:off - base + n]
+        self._check_size(f, os.fstat(f.fd).st_size, "fstat before mmap")
+        data = self._map_access(f, "mapread", off, n)
         self.stats.bytes_read += len(data)
         self._compare_exact(f, off, self._read_expected(f, off, n), data, "mapread")
 
@@ -557,11 +569,9 @@ class Fsx:
             # A mapping cannot extend a file: grow it first, as fsx does.
             os.ftruncate(f.fd, off + n)
             self._model_truncate(f, off + n)
+        self._check_size(f, os.fstat(f.fd).st_size, "fstat before mmap")
         data = self._data(f, off, n)
-        base = off // PAGE * PAGE
-        with mmap.mmap(f.fd, off + n - base, access=mmap.ACCESS_WRITE, offset=base) as m:
-            m[off - base:off - base + n] = data
-            m.flush()  # msync(MS_SYNC)
+        self._map_access(f, "mapwrite", off, n, data)
         self._model_write(f, off, data)
         self.stats.bytes_written += n
 
@@ -629,6 +639,33 @@ class Fsx:
             raise self._error(f, "error", f"rename: {old} still exists after the rename")
         self._check_size(f, os.stat(new).st_size, "stat after rename")
 
+    # -- mappings -------------------------------------------------------
+
+    def _map_access(self, f: _File, what: str, off: int, n: int,
+                    data: bytes | None = None) -> bytes:
+        """Map [off, off+n) of the file, read it (``data`` None) or write
+        ``data`` and msync. In the map helper process unless
+        ``config.mmap_in_child`` is off: a page the kernel cannot fill (the
+        filesystem answered the read with an error, or the file shrank under
+        the mapping) kills with SIGBUS, which Python cannot catch; in the
+        helper that is this op's FsxError, not the end of the test run."""
+        if not self.config.mmap_in_child:
+            return _map_io(f.fd, off, n, data)
+        if self._helper is None:
+            self._helper = _MapHelper()
+        try:
+            return self._helper.call(f.fd, off, n, data, self.config.op_timeout)
+        except _HelperDied as e:
+            self._helper = None
+            raise self._error(f, e.kind, f"{what}: {e}") from None
+        except OSError as e:
+            raise self._error(f, "error", f"{what} raised {e!r}", errno=e.errno) from e
+
+    def _stop_helper(self) -> None:
+        helper, self._helper = self._helper, None
+        if helper is not None:
+            helper.stop()
+
     # -- helpers ----------------------------------------------------------
 
     @staticmethod
@@ -665,6 +702,126 @@ class Fsx:
                                     "final read after dropping cached pages")
         except OSError as e:
             raise self._error(f, "error", f"final check raised {e!r}", errno=e.errno) from e
+
+
+def _map_io(fd: int, off: int, n: int, data: bytes | None) -> bytes:
+    """The mapping access itself: read n bytes at off, or write ``data``
+    there and msync(MS_SYNC)."""
+    base = off // PAGE * PAGE
+    access = mmap.ACCESS_READ if data is None else mmap.ACCESS_WRITE
+    with mmap.mmap(fd, off + n - base, access=access, offset=base) as m:
+        if data is None:
+            return m[off - base:off - base + n]
+        m[off - base:off - base + n] = data
+        m.flush()
+        return b""
+
+
+# Map helper protocol, over a Unix stream socket. Request: the fd (as
+# SCM_RIGHTS) with a header "<QQB": offset, length, 1 if data follows (then
+# the data). Reply: "<BQ" status (0 ok, else the errno or 255) and length,
+# then the read bytes or the error's text.
+_REQ = struct.Struct("<QQB")
+_REP = struct.Struct("<BQ")
+
+
+class _HelperDied(Exception):
+    def __init__(self, kind: str, text: str) -> None:
+        super().__init__(text)
+        self.kind = kind
+
+
+def _recv_exact(sock: socket.socket, n: int) -> bytes:
+    chunks: list[bytes] = []
+    while n:
+        b = sock.recv(min(n, 1 << 20))
+        if not b:
+            raise EOFError
+        chunks.append(b)
+        n -= len(b)
+    return b"".join(chunks)
+
+
+class _MapHelper:
+    """A child process (this file run with ``--map-helper``, a fresh
+    interpreter rather than a fork of a threaded test process) that performs
+    the mapping accesses on fds passed to it, which share the checker's open
+    files and page cache. Started on first use and again after it died."""
+
+    def __init__(self) -> None:
+        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock = mine
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, str(Path(__file__).resolve()), "--map-helper",
+                 str(theirs.fileno())],
+                pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL)
+        finally:
+            theirs.close()
+
+    def call(self, fd: int, off: int, n: int, data: bytes | None, timeout: float) -> bytes:
+        self.sock.settimeout(timeout)
+        try:
+            socket.send_fds(self.sock, [_REQ.pack(off, n, data is not None)], [fd])
+            if data is not None:
+                self.sock.sendall(data)
+            status, length = _REP.unpack(_recv_exact(self.sock, _REP.size))
+            payload = _recv_exact(self.sock, length)
+        except TimeoutError:
+            self.stop(kill=True)
+            raise _HelperDied("error", f"the mapping access did not finish within "
+                                       f"{timeout:g}s (helper killed)") from None
+        except (EOFError, ConnectionError):
+            self.stop()
+            code = self.proc.returncode
+            if code is not None and code < 0:
+                raise _HelperDied("signal", f"the mapping access died of "
+                                  f"{signal.Signals(-code).name} (SIGBUS: the kernel could not "
+                                  f"fill a page: the filesystem's read failed, or the file "
+                                  f"was shorter than the mapping)") from None
+            raise _HelperDied("error", f"the map helper exited ({code})") from None
+        if status:
+            text = payload.decode(errors="replace")
+            raise OSError(status if status != 255 else 0, text)
+        return payload
+
+    def stop(self, kill: bool = False) -> None:
+        self.sock.close()
+        if kill:
+            self.proc.kill()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+
+def _map_helper_main(sock_fd: int) -> int:
+    sock = socket.socket(fileno=sock_fd)
+    while True:
+        try:
+            msg, fds, _, _ = socket.recv_fds(sock, _REQ.size, 1)
+        except ConnectionError:
+            return 0
+        if not msg:
+            return 0
+        try:
+            msg += _recv_exact(sock, _REQ.size - len(msg))
+            off, n, has_data = _REQ.unpack(msg)
+            data = _recv_exact(sock, n) if has_data else None
+        except EOFError:
+            return 0
+        try:
+            out = _map_io(fds[0], off, n, data)
+            reply = _REP.pack(0, len(out)) + out
+        except Exception as e:
+            num = e.errno if isinstance(e, OSError) and e.errno and e.errno < 255 else 255
+            text = repr(e).encode()
+            reply = _REP.pack(num, len(text)) + text
+        finally:
+            for fd in fds:
+                os.close(fd)
+        sock.sendall(reply)
 
 
 def parse_weights(text: str) -> dict[str, float]:
@@ -724,4 +881,6 @@ def main(argv: Iterable[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--map-helper"]:
+        sys.exit(_map_helper_main(int(sys.argv[2])))
     sys.exit(main())

@@ -4,7 +4,9 @@ its back, reporting the op, the seed and the first wrong offset."""
 
 from __future__ import annotations
 
+import mmap
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -186,3 +188,30 @@ def test_script(tmp_path: Path) -> None:
     assert "fsx: 500 ops in" in r.stdout and "bytes written" in r.stdout
     assert "write=" in r.stdout
     assert list(tmp_path.iterdir()) == []  # removed after a clean run
+
+
+def test_map_helper_death_and_errors_are_this_ops_error(tmp_path: Path) -> None:
+    """Mapping accesses run in a helper process: its death by SIGBUS (what a
+    page the filesystem cannot read does) and errors inside it are the op's
+    FsxError; the test process lives on and the next access gets a new one."""
+    fsx = Fsx(tmp_path, FsxConfig(seed=1))
+    f = fsx.files[0]
+    f.fd = os.open(fsx.path(), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        os.write(f.fd, b"x" * 2 * mmap.PAGESIZE)
+        assert fsx._map_access(f, "mapread", 10, 4) == b"xxxx"
+        helper = fsx._helper
+        assert helper is not None
+        os.kill(helper.proc.pid, signal.SIGBUS)
+        helper.proc.wait(timeout=10)
+        with pytest.raises(FsxError) as info:
+            fsx._map_access(f, "mapread", 10, 4)
+        assert info.value.kind == "signal" and "SIGBUS" in info.value.detail
+        assert fsx._map_access(f, "mapwrite", mmap.PAGESIZE - 1, 2, b"ab") == b""
+        assert os.pread(f.fd, 2, mmap.PAGESIZE - 1) == b"ab"
+        with pytest.raises(FsxError) as info:
+            fsx._map_access(f, "mapread", 3 * mmap.PAGESIZE, 4)  # past EOF
+        assert info.value.kind == "error" and "file size" in info.value.detail
+    finally:
+        fsx._stop_helper()
+        os.close(f.fd)
