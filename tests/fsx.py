@@ -648,7 +648,11 @@ class Fsx:
         ``config.mmap_in_child`` is off: a page the kernel cannot fill (the
         filesystem answered the read with an error, or the file shrank under
         the mapping) kills with SIGBUS, which Python cannot catch; in the
-        helper that is this op's FsxError, not the end of the test run."""
+        helper that is this op's FsxError, not the end of the test run.
+        The helper also keeps the GIL out of page faults: a copy into a
+        mapping holds it, and a fault proxy thread in this process that
+        smbfs's read is waiting for would wait for it (a deadlock that
+        smbfs ends after 60 s with "connection lost", then SIGBUS)."""
         if not self.config.mmap_in_child:
             return _map_io(f.fd, off, n, data)
         if self._helper is None:
