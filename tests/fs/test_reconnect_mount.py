@@ -261,3 +261,33 @@ def test_hard_mount_waits_for_the_server(samba: PrivateSamba, mount_factory: Mou
     proxy.refuse_connections(False)
     t.join(30)
     assert result == [b"still here"]
+
+
+def test_fsx_soak_with_a_cut_every_few_hundred_ops(
+        samba: PrivateSamba, mount_factory: MountFactory,
+        fault_proxy: Callable[[str, int], FaultProxy], work: WorkDir) -> None:
+    """20,000 random operations (tests/fsx.py: writes, reads, truncates,
+    fsync, reopen, O_APPEND, mmap, renames) while the connection is cut
+    (RST) every 800 operations, 25 cuts: zero errors, and every byte checked
+    against the checker's model, through the mount and on the server's disk."""
+    from fsx import Fsx, FsxConfig
+
+    proxy = fault_proxy(samba.host, samba.port)
+    m = _through_proxy(mount_factory, samba, proxy, work)
+    cuts: list[int] = []
+
+    def between(i: int) -> None:
+        if i and i % 800 == 0:
+            proxy.cut_all(reset=True)
+            cuts.append(i)
+
+    # mmap runs in a child process: the fault proxy is a thread of this one,
+    # and a page fault served through it must not wait on this interpreter.
+    config = FsxConfig(seed=20, ops=20_000, files=2, rename=True, mmap_in_child=True)
+    fsx = Fsx(m.path, config, between_ops=between)
+    stats = fsx.run()
+    print(stats.summary())
+    assert len(cuts) >= 20
+    for i in range(config.files):
+        assert (work.server / fsx.files[i].name).read_bytes() == fsx.expected(i)
+    assert m.log_tail(2000).count("reconnected to") >= 20
