@@ -15,6 +15,7 @@ rename or delete would wait on that break).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Sequence
 
@@ -92,11 +93,38 @@ def _create(tree: Tree, path: str, access: int, *, disposition: int = CreateDisp
     )
 
 
+async def _compound(tree: Tree, messages: Sequence[Message],
+                    ok_statuses: frozenset[int] = frozenset()) -> list[Response | SMBError]:
+    """A chain headed by a CREATE from :func:`_create`, sent as one compound.
+
+    If that CREATE carried our lease key and the server refuses it with
+    STATUS_INVALID_PARAMETER, the key no longer belongs to this name: another
+    client renamed our file away (the server moved our lease with it,
+    [MS-SMB2] 3.3.5.9.8 refuses a lease key already filed under another
+    name). The name is forgotten for that key and the chain sent again
+    without the lease context."""
+    results = await tree.compound(messages, related=True, ok_statuses=ok_statuses)
+    first, head = results[0], messages[0]
+    if (isinstance(first, SMBError) and first.status == NTStatus.STATUS_INVALID_PARAMETER
+            and isinstance(head, CreateRequest)
+            and head.requested_oplock_level == OplockLevel.SMB2_OPLOCK_LEVEL_LEASE):
+        tree.session.leases.unbind(tree.share_name, head.name)
+        bare = dataclasses.replace(
+            head, requested_oplock_level=OplockLevel.SMB2_OPLOCK_LEVEL_NONE,
+            create_contexts=[c for c in head.create_contexts
+                             if not isinstance(c, CreateRequestLeaseV2 | CreateRequestLease)])
+        log.info("%r: our lease key is filed under another name now; sent without it",
+                 head.name)
+        results = await tree.compound([bare, *messages[1:]], related=True,
+                                      ok_statuses=ok_statuses)
+    return results
+
+
 async def _chain(tree: Tree, messages: Sequence[Message],
                  ok_statuses: frozenset[int] = frozenset()) -> list[Response]:
     """Send the chain; raise the first failure (later ones are usually the
     same status cascaded by the server, 3.3.5.2.7.2)."""
-    results = await tree.compound(messages, related=True, ok_statuses=ok_statuses)
+    results = await _compound(tree, messages, ok_statuses)
     out: list[Response] = []
     for r in results:
         if isinstance(r, SMBError):
@@ -115,7 +143,7 @@ async def stat(tree: Tree, path: str) -> FileInfo:
         file_id=RELATED, output_buffer_length=_STAT_OUTPUT,
     )
     close = CloseRequest(file_id=RELATED, flags=0)
-    results = await tree.compound([create, query, close], related=True,
+    results = await _compound(tree, [create, query, close],
                                   ok_statuses=frozenset({NTStatus.STATUS_BUFFER_OVERFLOW}))
     for r in results[:2]:
         if isinstance(r, SMBError):
@@ -271,7 +299,7 @@ async def set_info_stat(tree: Tree, path: str, sets: Sequence[tuple[int, bytes]]
     chain += [SetInfoRequest(info_type=InfoType.SMB2_0_INFO_FILE, file_info_class=cls,
                              file_id=RELATED, buffer=buf) for cls, buf in sets]
     chain += [_stat_query(), CloseRequest(file_id=RELATED)]
-    results = await tree.compound(chain, related=True,
+    results = await _compound(tree, chain,
                                   ok_statuses=frozenset({NTStatus.STATUS_BUFFER_OVERFLOW}))
     for r in results[:-1]:
         if isinstance(r, SMBError):
@@ -333,7 +361,7 @@ async def probe_no_writers(tree: Tree, path: str) -> FileInfo | None:
         create_disposition=CreateDisposition.FILE_OPEN,
         create_options=CreateOptions.FILE_NON_DIRECTORY_FILE,
     )
-    results = await tree.compound([create, CloseRequest(file_id=RELATED)], related=True)
+    results = await _compound(tree, [create, CloseRequest(file_id=RELATED)])
     r = results[0]
     if isinstance(r, SMBError):
         if r.status == NTStatus.STATUS_SHARING_VIOLATION:

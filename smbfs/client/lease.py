@@ -203,6 +203,11 @@ class LeaseTable:
         layer keeps one per file): compound operations on it carry that key."""
         self._keys[(share.lower(), path.lower())] = key
 
+    def unbind(self, share: str, path: str) -> None:
+        """``path`` is no longer the name of the file its key belongs to
+        (someone else renamed it away): forget the name, keep the lease."""
+        self._keys.pop((share.lower(), path.lower()), None)
+
     def renamed(self, share: str, old: str, new: str) -> None:
         """Our rename of ``old`` (and of everything below it) to ``new``:
         each file keeps its key under its new name."""

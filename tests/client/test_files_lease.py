@@ -16,9 +16,11 @@ import trio
 from smb_trees import tree_on, unique
 
 from smbfs.client import paths
+from smbfs.client.errors import SMBError
 from smbfs.client.lease import BreakEvent
 from smbfs.proto.constants import Dialect
 from smbfs.proto.create import CreateDisposition, OplockLevel
+from smbfs.proto.ntstatus import NTStatus
 
 # Far below Samba's own break timeout (35 s): finishing within it means the
 # break was acknowledged, not timed out.
@@ -185,3 +187,23 @@ async def test_slow_subscriber_on_one_file_does_not_hold_up_another(samba: Any) 
             await h.close()
         await paths.unlink(a, x)
         await paths.unlink(a, y)
+
+
+async def test_file_renamed_by_another_client_frees_its_old_name(samba: Any) -> None:
+    """Our lease key follows the file the server moved; the old name is free:
+    a stat there is "not found", not a refusal of a key filed elsewhere."""
+
+    name, moved = unique("leased-before"), unique("leased-after")
+    async with tree_on(samba) as tree:
+        f = await tree.create(name, disposition=CreateDisposition.FILE_CREATE,
+                              lease_key=b"K" * 16)
+        assert f.lease is not None and f.lease.key == b"K" * 16
+        # In a thread: the rename waits for us to acknowledge the lease break.
+        r = await trio.to_thread.run_sync(
+            lambda: samba.smbclient(samba.shares.rw, f'rename "{name}" "{moved}"'))
+        assert r.returncode == 0, r.stdout + r.stderr
+        with pytest.raises(SMBError) as e:
+            await paths.stat(tree, name)
+        assert e.value.status == NTStatus.STATUS_OBJECT_NAME_NOT_FOUND
+        await f.close()
+        await paths.unlink(tree, moved)
