@@ -150,6 +150,7 @@ class _Raw:
     sign: bool = False
     seal: bool = False
     echo_interval: float | None = None
+    hard: bool = False
     log_file: str | None = None
     fs: dict[str, object] = field(default_factory=dict)
 
@@ -280,6 +281,11 @@ def _apply(raw: _Raw, item: str) -> bool:
         raw.echo_interval = _seconds(key, _need(key, value), 1.0)
         if raw.echo_interval > 600:
             raise UsageError(f"echo_interval={value}: at most 600 seconds")
+    elif key in ("hard", "nosoft", "soft", "nohard"):
+        # cifs.ko's fs_context.c: hard/soft and their no- forms; the last
+        # one given wins. What they mean for smbfs: docs/mount-options.md.
+        _flag(key, value)
+        raw.hard = key in ("hard", "nosoft")
     elif key == "allow_other":
         _flag(key, value)
         raw.fs["allow_other"] = True
@@ -426,6 +432,11 @@ def parse_mount(
         require_signing=raw.sign,
         require_encryption=raw.seal,
         server_name=src.host,
+        # A mount outlives connections: a lost one is re-established and
+        # the open files taken back (the engine's default is off so that
+        # its own callers see a cut as an error).
+        reconnect=True,
+        hard=raw.hard,
     )
     if raw.echo_interval is not None:
         client.echo_interval = raw.echo_interval

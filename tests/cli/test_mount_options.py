@@ -76,6 +76,9 @@ def test_defaults() -> None:
     assert (f.uid, f.gid) == (os.getuid(), os.getgid())
     assert (f.file_mode, f.dir_mode, f.read_only, f.cache) == (0o755, 0o755, False, "strict")
     assert f.fsname == "//srv/share"
+    # Every mount reconnects; soft (bounded waits) is the default, as in cifs.ko.
+    assert c.reconnect and not c.hard
+    assert (c.soft_timeout, c.echo_interval) == (30.0, 60.0)
 
 
 @pytest.mark.parametrize("opt", ["username=alice", "user=alice"])
@@ -221,6 +224,29 @@ def test_serverino_echo_allow_other_misc() -> None:
     parse("iocharset=utf8,nounix")
     with pytest.raises(UsageError):
         parse("iocharset=iso8859-1")
+
+
+@pytest.mark.parametrize("opts, hard", [
+    ("hard", True), ("soft", False), ("nosoft", True), ("nohard", False),
+    ("hard,soft", False), ("soft,hard", True), ("hard,nohard", False),
+    ("nosoft,nohard", False), ("soft,nosoft", True),
+])
+def test_hard_soft(opts: str, hard: bool) -> None:
+    # cifs.ko's fs_context.c takes hard, soft and their no- forms; the last wins.
+    c = parse(opts).client
+    assert (c.hard, c.reconnect) == (hard, True)
+
+
+@pytest.mark.parametrize("bad", ["hard=1", "soft=yes", "nohard=0"])
+def test_hard_soft_take_no_value(bad: str) -> None:
+    with pytest.raises(UsageError, match="takes no value"):
+        parse(bad)
+
+
+def test_echo_interval_reaches_the_engine() -> None:
+    assert parse("echo_interval=1").client.echo_interval == 1.0
+    assert parse("echo_interval=600,hard").client.echo_interval == 600.0
+    assert parse("echo_interval=2.5").client.echo_interval == 2.5
 
 
 def test_generic_fstab_options_accepted() -> None:
