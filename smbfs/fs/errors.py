@@ -11,7 +11,9 @@ from smbfs.client.errors import (
     ConnectionLostError,
     FeatureUnavailableError,
     HandleClosedError,
+    HandleLostError,
     LocalError,
+    ServerUnreachableError,
     SMBError,
 )
 
@@ -40,6 +42,17 @@ def to_fuse_error(exc: BaseException, what: str = "") -> pyfuse3.FUSEError:
         else:
             log.debug("%s: %s -> %s", what, exc.status_name, errno.errorcode.get(err, err))
         return pyfuse3.FUSEError(err)
+    if isinstance(exc, ServerUnreachableError | HandleLostError):
+        # EIO for both, as for any other lost connection: every file system
+        # call documents it, and NFS soft mounts return it (nfs(5)). Linux's
+        # SMB client differs: EHOSTDOWN when a soft mount gives up
+        # (fs/smb/client, cifs_wait_for_server_reconnect), and for a file it
+        # could not reopen the reopen's own error (cifs_reopen_file), which
+        # for a read(2) on an open fd would mislead (ENOENT). Logged at
+        # debug only: during an outage every operation fails this way, and
+        # the engine and the mount log the outage and each lost handle once.
+        log.debug("%s: %s -> EIO", what, exc)
+        return pyfuse3.FUSEError(errno.EIO)
     if isinstance(exc, ConnectionLostError):
         log.error("%s: connection lost: %s", what, exc)
         return pyfuse3.FUSEError(errno.EIO)

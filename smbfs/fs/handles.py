@@ -6,6 +6,10 @@ close and reopen the opens below it (Samba refuses to rename a directory
 with opens below it: :mod:`smbfs.fs.namespace`); users wait at the gate
 meanwhile instead of using a closed open.
 
+Which lease key an open of a file uses (:meth:`HandleTable.lease_key_for`)
+is decided here: the file's own, unless our handles hold it under another
+of the file's names.
+
 Whether the kernel may keep a file's cached pages at an open
 (:func:`keep_pages`) is decided here too: it depends on which handles are
 open on the file and on what the file looked like when its pages were
@@ -23,7 +27,7 @@ import trio
 from smbfs.client import compound_ops
 from smbfs.client.open import FileInfo, Open
 from smbfs.client.tree import Tree
-from smbfs.fs.inodes import Node
+from smbfs.fs.inodes import Node, new_lease_key
 
 
 @dataclass(eq=False, slots=True)
@@ -68,6 +72,8 @@ class Gated:
 @dataclass(eq=False, slots=True)
 class Handle(Gated):
     writable: bool = False
+    # The lease key the open was made with (None: the engine's own).
+    lease_key: bytes | None = None
 
 
 @dataclass(eq=False, slots=True)
@@ -91,11 +97,37 @@ class HandleTable:
         self._next_fh += 1
         return fh
 
-    def add_file(self, node: Node, op: Open, writable: bool) -> Handle:
-        h = Handle(self._new_fh(), node, op, writable=writable)
+    def add_file(self, node: Node, op: Open, writable: bool,
+                 lease_key: bytes | None = None) -> Handle:
+        h = Handle(self._new_fh(), node, op, writable=writable, lease_key=lease_key)
         self.files[h.fh] = h
         self._by_node.setdefault(node, []).append(h)
+        self.opened_with(node, lease_key)
         return h
+
+    def lease_key_for(self, node: Node) -> bytes | None:
+        """The lease key for an open of ``node.path``: the node's own
+        (made on first use), or None (the engine's key for that path) when
+        our handles hold the node's key under another name of the file.
+
+        Why: a server keeps one name per lease and fails a CREATE that
+        presents a lease key in use on another name with
+        STATUS_INVALID_PARAMETER ([MS-SMB2] 3.3.5.9.8; Samba's lease_match
+        does so too); the name of a renamed file follows the rename, but a
+        hard link is another name (``Node.path`` may move to it)."""
+        if not node.lease_key:
+            node.lease_key = new_lease_key()
+        held = any(h.lease_key == node.lease_key and not h.open.closed
+                   for h in self._by_node.get(node, ()))
+        if held and node.lease_path.casefold() != node.path.casefold():
+            return None
+        return node.lease_key
+
+    def opened_with(self, node: Node, lease_key: bytes | None) -> None:
+        """An open of ``node.path`` was made with ``lease_key``: from now on
+        the server files the node's lease under that name."""
+        if lease_key is not None and lease_key == node.lease_key:
+            node.lease_path = node.path
 
     def add_dir(self, node: Node, op: Open) -> DirHandle:
         d = DirHandle(self._new_fh(), node, op)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -54,6 +55,12 @@ def parent_of(path: str) -> str:
 def _key(path: str) -> str:
     # Samba serves SMB2 case-insensitively: "A" and "a" are one file.
     return path.casefold()
+
+
+def new_lease_key() -> bytes:
+    """A fresh SMB2 lease key: 16 random bytes, chosen by the client
+    ([MS-SMB2] 2.2.13.2.8; 3.2.4.3 keeps one per file it opens)."""
+    return os.urandom(16)
 
 
 def _same_file(node: Node, info: FileInfo) -> bool:
@@ -113,6 +120,17 @@ class Node:
     prefetch_until: float = 0.0
     prefetch_stamp: int = 0
     prefetching: trio.Event | None = None
+    # The lease key of every open of this file (b"": none made yet, see
+    # new_lease_key). One key per file, kept across renames: all our
+    # handles to it share one lease, so our own opens never break each
+    # other's caching, and a durable handle's lease survives a reconnect
+    # under the same key. ``lease_path`` is the name the server files that
+    # lease under while one of our handles holds it: the server moves it
+    # with every rename of the file (so do :meth:`InodeTable.moved` and a
+    # rename noticed by :meth:`InodeTable.remember`), but not to another
+    # hard link of it.
+    lease_key: bytes = b""
+    lease_path: str = ""
 
 
 class InodeTable:
@@ -201,7 +219,10 @@ class InodeTable:
             self._by_ino[ino] = node
         elif _key(node.path) != _key(path):
             if node.is_dir or self.by_path(node.path) is not node:
-                node.path = path  # renamed behind our back
+                # Renamed behind our back: the server moved our lease too.
+                if _key(node.lease_path) == _key(node.path):
+                    node.lease_path = path
+                node.path = path
             else:
                 node.aliases.add(node.path)  # a hard link: both names live
                 node.path = path
@@ -350,12 +371,16 @@ class InodeTable:
         node = self._by_ino[moving]
         self._by_path.pop(_key(old), None)
         node.aliases.discard(old)
+        if _key(node.lease_path) == _key(old):
+            node.lease_path = new
         node.path = new
         self._by_path[_key(new)] = node.ino
         self.invalidate(node)
         if node.is_dir:
             prefix = _key(old) + "\\"
             for other in self._by_ino.values():
+                if _key(other.lease_path).startswith(prefix):
+                    other.lease_path = new + other.lease_path[len(old):]
                 if _key(other.path).startswith(prefix):
                     self._by_path.pop(_key(other.path), None)
                     other.path = new + other.path[len(old):]

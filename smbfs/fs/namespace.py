@@ -28,7 +28,7 @@ from smbfs.client import paths
 from smbfs.client.errors import SMBError
 from smbfs.client.tree import Tree
 from smbfs.fs import posix
-from smbfs.fs.handles import Gated, HandleTable
+from smbfs.fs.handles import Gated, Handle, HandleTable
 from smbfs.fs.inodes import InodeTable, Node, join
 
 # API vocabulary of the engine: Tree.create takes these values, and
@@ -137,9 +137,20 @@ class Namespace:
                 for h in below:
                     req = h.open.request
                     try:
-                        h.open = await self.tree.create(
-                            h.node.path, desired_access=req.desired_access,
-                            options=req.create_options, lease=False, durable=False)
+                        if isinstance(h, Handle):
+                            # Closed above: the node's key is free again,
+                            # for its new name.
+                            key = self.handles.lease_key_for(h.node)
+                            h.open = await self.tree.create(
+                                h.node.path, desired_access=req.desired_access,
+                                options=req.create_options, lease=True, durable=True,
+                                lease_key=key)
+                            h.lease_key = key
+                            self.handles.opened_with(h.node, key)
+                        else:
+                            h.open = await self.tree.create(
+                                h.node.path, desired_access=req.desired_access,
+                                options=req.create_options, lease=False, durable=False)
                     except Exception as e:
                         log.error("reopen of %r after %s failed: %s", h.node.path,
                                   "rename" if renamed else "a failed rename", e)

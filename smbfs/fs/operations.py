@@ -26,10 +26,14 @@ own name changes keep the parent's attributes and, in directories we made,
 answer lookups of absent names; lookup storms list the directory once.
 File pages are kept across opens with ``cache=loose``, and with
 ``cache=strict`` only when provably unchanged (:func:`handles.keep_pages`).
-Writes go straight to the server (no writeback cache). There is no
-lease-driven cache yet, so opens ask for no lease (and hence no durable
-handle): the engine's lease keys follow paths, which a rename of an open
-file (our unlink of open files) would leave stale.
+Writes go straight to the server (no writeback cache). File opens ask
+for a read/write/handle lease and a durable handle, under the node's own
+lease key (:meth:`HandleTable.lease_key_for`): not to cache on the
+strength of the lease (that is a later issue), but because a durable
+handle needs a handle-caching lease ([MS-SMB2] 3.2.4.3.5), and durable
+handles are what a reconnect takes back as they were. Directories are
+opened without (listings are short-lived; directory leases are a later
+cache's business).
 """
 
 from __future__ import annotations
@@ -52,7 +56,7 @@ from smbfs.client.tree import Tree
 from smbfs.fs import posix, xattrs
 from smbfs.fs.errors import to_fuse_error
 from smbfs.fs.handles import HandleTable, keep_pages, page_sig
-from smbfs.fs.inodes import InodeTable, LookupPrefetch, Node, join, parent_of
+from smbfs.fs.inodes import InodeTable, LookupPrefetch, Node, join, new_lease_key, parent_of
 from smbfs.fs.namespace import Namespace
 from smbfs.fs.options import FsOptions
 
@@ -415,14 +419,14 @@ class SmbOperations(pyfuse3.Operations):
 
     # ------------------------------------------------------------------ files
 
-    def _register(self, node: Node, op: Open, writable: bool,
-                  keep_cache: bool = False) -> pyfuse3.FileInfo:
+    def _register(self, node: Node, op: Open, writable: bool, keep_cache: bool = False,
+                  lease_key: bytes | None = None) -> pyfuse3.FileInfo:
         rsize, wsize = self.options.rsize, self.options.wsize
         if rsize:
             op.max_read = max(1, min(op.max_read, rsize))
         if wsize:
             op.max_write = max(1, min(op.max_write, wsize))
-        h = self.handles.add_file(node, op, writable)
+        h = self.handles.add_file(node, op, writable, lease_key)
         self.inodes.opened(node)
         fi = pyfuse3.FileInfo(fh=h.fh)
         fi.keep_cache = keep_cache
@@ -436,8 +440,9 @@ class SmbOperations(pyfuse3.Operations):
         access, writable = posix.access_for(flags)
         if writable or flags & os.O_TRUNC:
             self._check_writable()
-        op = await self.tree.create(node.path, desired_access=access, lease=False,
-                                    durable=False,
+        key = self.handles.lease_key_for(node)
+        op = await self.tree.create(node.path, desired_access=access, lease=True,
+                                    durable=True, lease_key=key,
                                     options=CreateOptions.FILE_NON_DIRECTORY_FILE)
         try:
             if flags & os.O_TRUNC and writable:
@@ -452,7 +457,7 @@ class SmbOperations(pyfuse3.Operations):
             with trio.CancelScope(shield=True):
                 await op.close(post_query=False)
             raise
-        return self._register(node, op, writable, keep)
+        return self._register(node, op, writable, keep, key)
 
     @_fuse_op
     async def create(self, parent_inode: int, name: bytes, mode: int, flags: int,
@@ -464,10 +469,16 @@ class SmbOperations(pyfuse3.Operations):
         self._check_writable()
         path = join(parent.path, n)
         access, _ = posix.access_for(flags)
+        # A name we know keeps its node's key (O_CREAT of an existing file);
+        # a new file gets a new key, which becomes its node's.
+        known = self.inodes.by_path(path)
+        key = self.handles.lease_key_for(known) if known is not None and not known.is_dir \
+            else new_lease_key()
         try:
             op = await self.tree.create(path, desired_access=access | _A.FILE_WRITE_ATTRIBUTES,
                                         disposition=posix.create_disposition(flags),
-                                        query_on_disk_id=True, lease=False, durable=False,
+                                        query_on_disk_id=True, lease=True, durable=True,
+                                        lease_key=key,
                                         options=CreateOptions.FILE_NON_DIRECTORY_FILE)
         except BaseException:
             parent.listing = None  # e.g. another client made the name
@@ -485,7 +496,9 @@ class SmbOperations(pyfuse3.Operations):
         node = self.inodes.remember(path, info)
         node.server_id = info.file_id
         node.page_sig = page_sig(op.info)  # the pages are dropped at this open
-        fi = self._register(node, op, True)
+        if not node.lease_key and key is not None:
+            node.lease_key = key
+        fi = self._register(node, op, True, lease_key=key)
         return fi, self._entry(node)
 
     @_fuse_op

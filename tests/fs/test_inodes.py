@@ -164,3 +164,57 @@ async def test_reused_id_of_an_unlinked_open_file_is_a_new_inode() -> None:
     assert new is not old and new.ino != old.ino
     assert not new.unlinked and new.path == "b"
     assert t.remember("b", _info(42)) is new  # later sightings of the id agree
+
+
+def test_lost_handles_and_an_unreachable_server_are_eio() -> None:
+    import errno
+
+    from smbfs.client.errors import HandleLostError, ServerUnreachableError
+    from smbfs.fs.errors import to_fuse_error
+
+    assert to_fuse_error(HandleLostError("gone"), "read").errno == errno.EIO
+    assert to_fuse_error(ServerUnreachableError("30 s"), "getattr").errno == errno.EIO
+
+
+async def test_lease_name_follows_renames_not_hard_links() -> None:
+    # The server files a lease under the name it was opened with and moves
+    # it with every rename of the file (ours, a parent directory's, another
+    # client's), never to another hard link of the file.
+    t = InodeTable("", serverino=True, actimeo=1.0)
+    d = t.remember("d", _info(10, DIR))
+    f = t.remember("d\\f", _info(11))
+    f.lease_path = f.path  # a handle holds its key under d\f
+    t.moved("d\\f", "d\\g")
+    assert (f.path, f.lease_path) == ("d\\g", "d\\g")
+    t.moved("d", "e")
+    assert (d.path, f.path, f.lease_path) == ("e", "e\\g", "e\\g")
+    t.remember("e\\h", _info(11))  # a second name of the same file
+    assert f.path == "e\\h" and f.lease_path == "e\\g"
+    t.removed("e\\g")  # ...and that name gone: the node moves back to the link
+    assert f.path == "e\\h"
+    y = t.remember("y", _info(12))
+    y.lease_path = "y"
+    t.removed("y")
+    t.remember("z", _info(12))  # seen again under another name: renamed elsewhere
+    assert (y.path, y.lease_path) == ("z", "z")
+
+
+async def test_lease_key_per_file_not_per_name() -> None:
+    from smbfs.fs.handles import HandleTable
+
+    class _Open:
+        closed = False
+
+    t = InodeTable("", serverino=True, actimeo=1.0)
+    h = HandleTable()
+    f = t.remember("a", _info(5))
+    key = h.lease_key_for(f)
+    assert len(key or b"") == 16 and h.lease_key_for(f) == key == f.lease_key
+    h.add_file(f, _Open(), False, key)  # type: ignore[arg-type]
+    assert f.lease_path == "a"
+    t.moved("a", "b")
+    assert h.lease_key_for(f) == key  # a renamed file keeps its key
+    t.remember("c", _info(5))  # a hard link "c": the key is held under "b"
+    assert f.path == "c" and h.lease_key_for(f) is None
+    other = t.remember("o", _info(6))
+    assert h.lease_key_for(other) not in (None, key)

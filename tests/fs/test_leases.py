@@ -1,0 +1,107 @@
+"""Every file the mount opens holds a lease (so that its handle can be
+durable, and a reconnect can take it back), under one lease key per file:
+our own opens and renames never break our own lease, another client's
+open does, and nobody waits for the acknowledgment."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from fsmount import WorkDir
+
+from smbfs.devserver import PrivateSamba
+
+# Far below Samba's own break timeout (35 s): an smbclient that finishes
+# within it was not held up waiting for our acknowledgment.
+BOUND = 15.0
+
+
+def _opens(samba: PrivateSamba, name: str) -> list[dict[str, Any]]:
+    """The server's opens of the file whose last name component is ``name``."""
+    out = []
+    for f in samba.open_files():
+        if str(f.get("filename", "")).replace("\\", "/").rsplit("/", 1)[-1] == name:
+            out.extend((f.get("opens") or {}).values())
+    return out
+
+
+def _leases(samba: PrivateSamba, name: str) -> list[tuple[str, str]]:
+    """(lease key, lease state) of every open of ``name`` on the server."""
+    return [((o.get("lease") or {}).get("lease_key", ""), (o.get("lease") or {}).get("text", ""))
+            for o in _opens(samba, name)]
+
+
+def _wait(cond: Any, what: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not seen within {timeout}s")
+        time.sleep(0.05)
+
+
+def test_one_lease_per_file_across_opens_and_renames(samba: PrivateSamba,
+                                                     work: WorkDir) -> None:
+    p = work.path / "leased"
+    with open(p, "w+b") as w:
+        w.write(b"x" * 1000)
+        w.flush()
+        with open(p, "rb") as r:
+            leases = _leases(samba, "leased")
+            assert len(leases) == 2, samba.open_files()
+            (k1, s1), (k2, s2) = leases
+            # Both handles under one key, still read/write/handle: the
+            # second open did not break the first one's lease.
+            assert k1 and k1 == k2 and s1 == s2 == "RWH", leases
+            moved = work.path / "moved"
+            os.rename(p, moved)  # renaming an open file keeps its key
+            with open(moved, "rb") as r2:
+                assert r2.read() == b"x" * 1000
+                leases = _leases(samba, "moved")
+                assert [k for k, _ in leases] == [k1] * 3, leases
+                assert {s for _, s in leases} == {"RWH"}, leases
+            assert r.read() == b"x" * 1000
+    _wait(lambda: not _opens(samba, "moved"), "the last close")
+
+
+def test_a_new_file_gets_its_own_key(samba: PrivateSamba, work: WorkDir) -> None:
+    with open(work.path / "a", "wb") as a, open(work.path / "b", "wb") as b:
+        a.write(b"a")
+        b.write(b"b")
+        (ka, sa), = _leases(samba, "a")
+        (kb, sb), = _leases(samba, "b")
+        assert ka and kb and ka != kb and sa == sb == "RWH"
+
+
+def test_another_client_breaks_our_lease_without_waiting(samba: PrivateSamba, work: WorkDir,
+                                                         tmp_path: Path) -> None:
+    """smbclient's open breaks the write caching of our lease; our engine
+    acknowledges at once, and what each side sees stays right (nothing the
+    mount keeps is trusted on the strength of the lease)."""
+    p = work.path / "shared"
+    got = tmp_path / "got"
+    up = tmp_path / "up"
+    up.write_bytes(b"from smbclient\n")
+    with open(p, "w+b") as f:
+        f.write(b"from the mount\n")
+        f.flush()
+        assert [s for _, s in _leases(samba, "shared")] == ["RWH"]
+        start = time.monotonic()
+        r = samba.smbclient(samba.shares.rw, f'get "{work.name}/shared" "{got}"',
+                            timeout=BOUND)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert time.monotonic() - start < BOUND
+        assert got.read_bytes() == b"from the mount\n"
+        # Our lease lost its write caching to the reader.
+        assert [s for _, s in _leases(samba, "shared")] in (["RH"], ["R"])
+        start = time.monotonic()
+        r = samba.smbclient(samba.shares.rw, f'put "{up}" "{work.name}/shared"',
+                            timeout=BOUND)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert time.monotonic() - start < BOUND
+        f.seek(0)
+        assert f.read() == b"from smbclient\n"
+    assert p.read_bytes() == b"from smbclient\n"
+
