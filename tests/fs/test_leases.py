@@ -105,3 +105,21 @@ def test_another_client_breaks_our_lease_without_waiting(samba: PrivateSamba, wo
         assert f.read() == b"from smbclient\n"
     assert p.read_bytes() == b"from smbclient\n"
 
+
+
+def test_hard_link_opened_while_the_other_name_is_open(samba: PrivateSamba,
+                                                       work: WorkDir) -> None:
+    """A server files a lease under one name and refuses its key under
+    another (STATUS_INVALID_PARAMETER, [MS-SMB2] 3.3.5.9.8): the second name
+    of a hard-linked file is opened under a key of its own meanwhile."""
+    a, b = work.path / "a", work.path / "b"
+    a.write_bytes(b"linked")
+    with open(a, "r+b") as fa:
+        os.link(a, b)
+        assert os.stat(b).st_ino == os.fstat(fa.fileno()).st_ino
+        with open(b, "rb") as fb:
+            assert fb.read() == b"linked"
+            keys = {k for k, _ in _leases(samba, "a") + _leases(samba, "b")}
+            assert len(keys) == 2, samba.open_files()
+        fa.write(b"L")
+    assert b.read_bytes() == b"Linked"
