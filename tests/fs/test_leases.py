@@ -123,3 +123,22 @@ def test_hard_link_opened_while_the_other_name_is_open(samba: PrivateSamba,
             assert len(keys) == 2, samba.open_files()
         fa.write(b"L")
     assert b.read_bytes() == b"Linked"
+
+
+def test_renamed_by_another_client_while_open(samba: PrivateSamba, work: WorkDir) -> None:
+    """The server moves our lease with the file; the name it left is free:
+    looking it up is ENOENT, and a new file there is a new file (not
+    refused because our lease key was last seen under that name)."""
+    p = work.path / "before"
+    with open(p, "w+b") as f:
+        f.write(b"data")
+        f.flush()
+        r = samba.smbclient(samba.shares.rw,
+                            f'rename "{work.name}/before" "{work.name}/after"', timeout=BOUND)
+        assert r.returncode == 0, r.stdout + r.stderr
+        _wait(lambda: not p.exists(), "the old name gone (actimeo)")
+        p.write_bytes(b"new")
+        assert p.read_bytes() == b"new"
+        f.seek(0)
+        assert f.read() == b"data"
+    assert (work.path / "after").read_bytes() == b"data"
