@@ -33,7 +33,7 @@ from smbfs.client.errors import (
     SMBError,
     single_error,
 )
-from smbfs.fs.errors import MountError
+from smbfs.fs.errors import MountError, NoAnswerError
 from smbfs.sdnotify import notify
 
 log = logging.getLogger("smbfs.cli")
@@ -43,9 +43,9 @@ EXIT_USAGE = 1
 EXIT_SYSERR = 2
 EXIT_FAIL = 32
 
-# Connect (20 s), negotiate, session setup and the first FUSE round trip all
-# have their own bounds; this one only guards against a child that hangs
-# anyway.
+# Connect, negotiate and session setup are bounded together (the engine's
+# first_contact_timeout, 30 s), the first FUSE round trip by its own
+# requests' bounds; this one only guards against a child that hangs anyway.
 READY_TIMEOUT = 90.0
 
 _STATUS_TEXT = {
@@ -81,6 +81,9 @@ def describe_error(exc: BaseException, req: MountRequest) -> str:
             return f"{unc}: share {req.source.share!r} not found ({exc.status_name})"
         what = _STATUS_TEXT.get(exc.status_name, "server refused")
         return f"{unc}: {what} ({exc.status_name})"
+    if isinstance(exc, NoAnswerError):
+        return (f"{_source(req)}: the server accepted the connection but did not answer "
+                f"within {exc.timeout:.0f} s")
     if isinstance(exc, NegotiateError):
         return f"{req.client.host}:{req.client.port}: negotiation failed: {exc}"
     if isinstance(exc, ConnectionLostError):
@@ -90,6 +93,14 @@ def describe_error(exc: BaseException, req: MountRequest) -> str:
     if isinstance(exc, OSError):
         return f"{req.client.host}:{req.client.port}: {exc.strerror or exc}"
     return f"internal error: {type(exc).__name__}: {exc}"
+
+
+def _source(req: MountRequest) -> str:
+    """//server[:port]/share, the port shown when it is not SMB's."""
+    host = req.source.host
+    host = f"[{host}]" if ":" in host else host
+    port = f":{req.client.port}" if req.client.port != 445 else ""
+    return f"//{host}{port}/{req.source.share}"
 
 
 class _Interrupted(Exception):

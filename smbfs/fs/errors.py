@@ -29,6 +29,21 @@ class MountError(Exception):
     a directory, subdirectory missing on the share): one line for the CLI."""
 
 
+class NoAnswerError(Exception):
+    """The server took the TCP connection but negotiate and session setup
+    did not complete within ``ClientConfig.first_contact_timeout``: a port
+    that accepts and stays silent (a wedged smbd, something else listening,
+    a firewall that answers SYNs). Its own type because a timeout later on,
+    with the mount up, means something else."""
+
+    def __init__(self, host: str, port: int, timeout: float) -> None:
+        self.host = host
+        self.port = port
+        self.timeout = timeout
+        super().__init__(f"{host}:{port}: the server accepted the connection but did not "
+                         f"answer within {timeout:.0f} s")
+
+
 def to_fuse_error(exc: BaseException, what: str = "") -> pyfuse3.FUSEError:
     """Turn an engine exception into the FUSEError the kernel gets."""
     if isinstance(exc, pyfuse3.FUSEError):

@@ -6,7 +6,8 @@ from __future__ import annotations
 import errno
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 
 import pyfuse3
 import trio
@@ -14,9 +15,10 @@ import trio
 from smbfs.client import paths
 from smbfs.client.client import open_session
 from smbfs.client.config import ClientConfig
-from smbfs.client.errors import SMBError, single_error
+from smbfs.client.errors import SMBError, SMBTimeoutError, single_error
+from smbfs.client.session import Session
 from smbfs.client.tree import Tree
-from smbfs.fs.errors import MountError
+from smbfs.fs.errors import MountError, NoAnswerError
 from smbfs.fs.operations import SmbOperations
 from smbfs.fs.options import FsOptions
 
@@ -26,7 +28,7 @@ from smbfs.proto.ntstatus import errno_for_status
 
 log = logging.getLogger(__name__)
 
-__all__ = ["MountError", "serve"]
+__all__ = ["MountError", "NoAnswerError", "serve"]
 
 # At 4 MiB (cifs.ko's default rasize) the kernel sends 1 MiB reads instead of
 # 128 KiB ones (design notes: FUSE request sizes); 16 MiB keeps more of them
@@ -93,6 +95,23 @@ def raise_readahead(mountpoint: str) -> None:
         log.debug("cannot raise readahead of %s: %s", mountpoint, e)
 
 
+@asynccontextmanager
+async def _session(config: ClientConfig) -> AsyncIterator[Session]:
+    """open_session, with its first-contact timeout told apart: the engine
+    bounds connect + NEGOTIATE + SESSION_SETUP by
+    ``config.first_contact_timeout`` and raises SMBTimeoutError, which
+    later on (a request timeout) means something else."""
+    entered = False
+    try:
+        async with open_session(config) as session:
+            entered = True
+            yield session
+    except SMBTimeoutError as e:
+        if entered:
+            raise
+        raise NoAnswerError(config.host, config.port, config.first_contact_timeout) from e
+
+
 async def serve(client_config: ClientConfig, share: str, subdir: str, mountpoint: str,
                 options: FsOptions, *, on_ready: Callable[[], None] | None = None) -> None:
     """Connect, mount ``share`` (rooted at ``subdir``) on ``mountpoint``, call
@@ -100,8 +119,12 @@ async def serve(client_config: ClientConfig, share: str, subdir: str, mountpoint
     cancelled, then close every handle, disconnect and log off.
 
     Before ``on_ready`` failures raise the engine's exceptions
-    (AuthenticationError, SMBError, ConnectionLostError, OSError) or
-    :class:`MountError`.
+    (AuthenticationError, SMBError, ConnectionLostError, OSError),
+    :class:`MountError`, or :class:`NoAnswerError` (the server took the
+    connection and stayed silent for ``first_contact_timeout``).
+
+    A mount should run with ``client_config.reconnect`` on (mount.smbfs
+    sets it): without it the first lost connection ends the mount's use.
 
     Cancellation (the CLI's SIGTERM) must not reach the engine's own tasks
     before the clean-up has talked to the server, so the work runs shielded
@@ -148,7 +171,7 @@ async def _serve(client_config: ClientConfig, share: str, root: str, subdir: str
     async with trio.open_nursery() as nursery:
         nursery.start_soon(stopper)
         with body:
-            async with open_session(client_config) as session:
+            async with _session(client_config) as session:
                 tree = await Tree.connect(session, share)
                 ops: SmbOperations | None = None
                 try:

@@ -8,6 +8,7 @@ import os
 import signal
 import socket
 import subprocess
+import time
 from pathlib import Path
 
 from climount import MOUNT_SMBFS, MountPoint, daemons, one_line_error, wait_until
@@ -95,9 +96,28 @@ def test_credentials_file_warning_and_missing(mnt: MountPoint, tmp_path: Path) -
     mnt.unmount()
 
 
-def test_silent_server_is_bounded(mnt: MountPoint) -> None:
+def test_silent_server_fails_within_30s(mnt: MountPoint) -> None:
     # TCP connects (the kernel's backlog accepts it) but nothing ever answers:
-    # the parent's bound gives up, stops the child and reports.
+    # the engine's first-contact bound (30 s for connect, negotiate and
+    # session setup together) fails the mount, with one clear line.
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(8)
+        port = sock.getsockname()[1]
+        start = time.monotonic()
+        r = mnt.run(f"//127.0.0.1:{port}/share", str(mnt.path), *mnt.creds())
+        took = time.monotonic() - start
+    assert one_line_error(r, 32) == (
+        f"mount.smbfs: //127.0.0.1:{port}/share: the server accepted the connection but did "
+        "not answer within 30 s")
+    assert took < 35, f"took {took:.1f}s"
+    wait_until(lambda: daemons(mnt.path) == [], 15, "the child's exit")
+    assert not mnt.mounted()
+
+
+def test_parent_bound_stops_a_hung_child(mnt: MountPoint) -> None:
+    # The parent's own bound (SMBFS_MOUNT_TIMEOUT, here below the engine's
+    # 30 s) gives up, stops the child and reports.
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         sock.listen(8)

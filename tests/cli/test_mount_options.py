@@ -27,7 +27,7 @@ from smbfs.client.errors import (
     KerberosUnavailableError,
     SMBError,
 )
-from smbfs.fs.errors import MountError
+from smbfs.fs.errors import MountError, NoAnswerError
 from smbfs.proto.constants import Dialect
 
 SRC = "//srv/share"
@@ -388,6 +388,14 @@ def test_describe_error() -> None:
     assert describe_error(MountError("mount point /x does not exist"), r) == (
         "mount point /x does not exist")
     assert "\n" not in describe_error(ValueError("boom"), r)
+
+
+def test_describe_a_silent_server() -> None:
+    line = describe_error(NoAnswerError("srv", 445, 30.0), parse())
+    assert line == "//srv/share: the server accepted the connection but did not answer within 30 s"
+    r = parse_mount("//[::1]:4455/s", "/m", [], env={})
+    assert describe_error(NoAnswerError("::1", 4455, 30.0), r) == (
+        "//[::1]:4455/s: the server accepted the connection but did not answer within 30 s")
 
 
 def test_describe_local_errors() -> None:
