@@ -23,6 +23,7 @@ from collections.abc import Callable
 import trio
 
 from smbfs.cli.options import MountRequest
+from smbfs.cli.status import MountStatus
 from smbfs.client.errors import (
     AuthenticationError,
     ConnectionLostError,
@@ -107,18 +108,22 @@ class _Interrupted(Exception):
     """A signal arrived before the mount was ready."""
 
 
-async def run_mount(req: MountRequest, on_ready: Callable[[], None],
+async def run_mount(req: MountRequest, on_ready: Callable[[str], None],
                     signals: tuple[signal.Signals, ...]) -> None:
     """Serve until unmounted; ``signals`` unmount cleanly (serve() turns the
-    cancellation into close-all/logoff)."""
+    cancellation into close-all/logoff). ``on_ready(status)`` gets the
+    mount's status line ("Connected to //server/share (SMB 3.1.1)"); later
+    changes of the connection's state go to systemd as ``STATUS=`` and to
+    the log (:mod:`smbfs.cli.status`)."""
     from smbfs.fs.mount import serve
 
     ready = False
+    status = MountStatus(req.source.unc)
 
     def _ready() -> None:
         nonlocal ready
         ready = True
-        on_ready()
+        on_ready(status.line)
 
     interrupted = False
     with trio.open_signal_receiver(*signals) as receiver:
@@ -134,20 +139,21 @@ async def run_mount(req: MountRequest, on_ready: Callable[[], None],
                     return
 
             nursery.start_soon(watch)
+            nursery.start_soon(status.run)
             await serve(req.client, req.source.share, req.source.subdir, req.mountpoint,
-                        req.fs, on_ready=_ready)
+                        req.fs, on_ready=_ready, on_session=status.attach)
             nursery.cancel_scope.cancel()
     if interrupted and not ready:
         raise _Interrupted
 
 
 def run_foreground(req: MountRequest) -> int:
-    def ready() -> None:
+    def ready(status: str) -> None:
         log.info("mounted %s on %s", req.source.unc, req.mountpoint)
         # systemd Type=notify (systemd/smbfs@.service): ready once the mount answers.
-        notify(f"READY=1\nSTATUS=mounted {req.source.unc} on {req.mountpoint}")
+        notify(f"READY=1\nSTATUS={status}")
 
-    notify(f"STATUS=connecting to {req.client.host}:{req.client.port}")
+    notify(f"STATUS=Connecting to {req.source.unc} ({req.client.host}:{req.client.port})")
     try:
         trio.run(run_mount, req, ready, (signal.SIGTERM, signal.SIGINT, signal.SIGHUP))
     except _Interrupted:
@@ -218,8 +224,9 @@ def _child(req: MountRequest, w: int, log_level: int) -> int:
             except OSError:
                 pass
 
-    def ready() -> None:
-        log.info("mounted %s on %s (pid %d)", req.source.unc, req.mountpoint, os.getpid())
+    def ready(status: str) -> None:
+        log.info("mounted %s on %s (pid %d): %s", req.source.unc, req.mountpoint, os.getpid(),
+                 status)
         report("ready")
 
     try:

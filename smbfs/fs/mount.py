@@ -113,10 +113,14 @@ async def _session(config: ClientConfig) -> AsyncIterator[Session]:
 
 
 async def serve(client_config: ClientConfig, share: str, subdir: str, mountpoint: str,
-                options: FsOptions, *, on_ready: Callable[[], None] | None = None) -> None:
+                options: FsOptions, *, on_ready: Callable[[], None] | None = None,
+                on_session: Callable[[Session], None] | None = None) -> None:
     """Connect, mount ``share`` (rooted at ``subdir``) on ``mountpoint``, call
     ``on_ready()`` once the mount answers, serve until unmounted or
     cancelled, then close every handle, disconnect and log off.
+    ``on_session(session)`` is called once the session is set up, before
+    the tree connect: where the CLI follows the session's state
+    (``Session.on_state_change``) for the mount's status line.
 
     Before ``on_ready`` failures raise the engine's exceptions
     (AuthenticationError, SMBError, ConnectionLostError, OSError),
@@ -147,7 +151,7 @@ async def serve(client_config: ClientConfig, share: str, subdir: str, mountpoint
             try:
                 with trio.CancelScope(shield=True):
                     await _serve(client_config, share, root, subdir, mp, options,
-                                 on_ready, stop)
+                                 on_ready, on_session, stop)
             finally:
                 guard.cancel_scope.cancel()
     except BaseExceptionGroup as group:
@@ -157,7 +161,7 @@ async def serve(client_config: ClientConfig, share: str, subdir: str, mountpoint
 
 async def _serve(client_config: ClientConfig, share: str, root: str, subdir: str, mp: str,
                  options: FsOptions, on_ready: Callable[[], None] | None,
-                 stop: trio.Event) -> None:
+                 on_session: Callable[[Session], None] | None, stop: trio.Event) -> None:
     body = trio.CancelScope()
     fuse = trio.CancelScope()
     serving = False
@@ -172,6 +176,8 @@ async def _serve(client_config: ClientConfig, share: str, root: str, subdir: str
         nursery.start_soon(stopper)
         with body:
             async with _session(client_config) as session:
+                if on_session is not None:
+                    on_session(session)
                 tree = await Tree.connect(session, share)
                 ops: SmbOperations | None = None
                 try:
