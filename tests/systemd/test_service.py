@@ -7,13 +7,15 @@ PID once the share answers; SIGTERM (systemd's stop) must unmount and exit 0.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import struct
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -83,22 +85,34 @@ def notify_socket(tmp_path: Path) -> Iterator[NotifySocket]:
     ns.close()
 
 
-def test_exec_start_notifies_and_stops_cleanly(samba: PrivateSamba, tmp_path: Path,
-                                               notify_socket: NotifySocket) -> None:
+@dataclass
+class Service:
+    """smbfs@testbed.service's ExecStart running, as systemd would run it."""
+
+    proc: subprocess.Popen[bytes]
+    where: Path
+    log: Path
+    svc: dict[str, list[str]]
+    argv_of: Callable[[str], list[str]]
+
+
+@contextlib.contextmanager
+def run_service(samba: PrivateSamba, tmp_path: Path, notify: NotifySocket, share: str,
+                port: int | None = None) -> Iterator[Service]:
+    """Install the unit into a root of its own, write the instance's
+    configuration (the share through ``port`` when given) and start its
+    ExecStart with NOTIFY_SOCKET; kill and unmount whatever is left at the end."""
     root = tmp_path / "root"
     installed = subprocess.run(
         ["bash", str(SYSTEMD_DIR / "install.sh")], capture_output=True, text=True, timeout=60,
         env={**os.environ, "DESTDIR": str(root)}, stdin=subprocess.DEVNULL)
     assert installed.returncode == 0, installed.stderr
 
-    share = samba.shares.rw
-    marker = f"sd-service-{os.getpid()}.txt"
-    (samba.share_path(share) / marker).write_bytes(b"booted\n")
     cred = root / "etc/smbfs/testbed.cred"
     cred.write_text(f"username={samba.user.name}\npassword={samba.user.password}\n")
     cred.chmod(0o600)
     where = tmp_path / "mnt" / "testbed"
-    conf = (f"WHAT=//{samba.host}:{samba.port}/{share}\nWHERE={where}\n"
+    conf = (f"WHAT=//{samba.host}:{port or samba.port}/{share}\nWHERE={where}\n"
             f"OPTIONS=credentials={cred},uid=0,gid=0\n")
     (root / "etc/smbfs/testbed.conf").write_text(conf)
 
@@ -106,6 +120,7 @@ def test_exec_start_notifies_and_stops_cleanly(samba: PrivateSamba, tmp_path: Pa
     svc = unit["Service"]
     env = service_environment(unit, conf)
     assert svc["EnvironmentFile"] == ["/etc/smbfs/%i.conf"]
+
     # The programs the unit names, from the installed root when it installed them.
     def argv_of(line: str) -> list[str]:
         argv = expand_command(line, env, "testbed")
@@ -124,28 +139,46 @@ def test_exec_start_notifies_and_stops_cleanly(samba: PrivateSamba, tmp_path: Pa
             start, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
             start_new_session=True, cwd="/",
             env={"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin",
-                 "NOTIFY_SOCKET": str(notify_socket.path), "LANG": "C.UTF-8", **env})
+                 "NOTIFY_SOCKET": str(notify.path), "LANG": "C.UTF-8", **env})
     try:
-        pid, seen = notify_socket.wait_for("READY", time.monotonic() + READY_TIMEOUT, proc)
-        assert pid == proc.pid, "READY=1 must come from the main PID (NotifyAccess=main)"
-        assert seen[-1]["READY"] == "1"
-        assert seen[-1].get("STATUS") == f"Connected to //{samba.host}/{share} (SMB 3.1.1)"
-        assert _is_mounted(where) == "fuse.smbfs"
-        assert marker in os.listdir(where)
-        assert (where / marker).read_bytes() == b"booted\n"
-
-        os.kill(proc.pid, signal.SIGTERM)  # systemctl stop (KillMode=mixed: the main PID)
-        _, seen = notify_socket.wait_for("STOPPING", time.monotonic() + STOP_TIMEOUT, proc)
-        assert proc.wait(timeout=STOP_TIMEOUT) == 0, log.read_text()
-        assert _is_mounted(where) is None
-        for post in svc.get("ExecStopPost", []):
-            r = subprocess.run(argv_of(post), capture_output=True, timeout=10)
-            assert post.startswith("-") or r.returncode == 0
-        assert _is_mounted(where) is None
+        yield Service(proc, where, log, svc, argv_of)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait(timeout=10)
         if _is_mounted(where):
             subprocess.run(["umount", "-l", str(where)], timeout=10)
+
+
+def _stop(service: Service, notify_socket: NotifySocket) -> None:
+    """systemctl stop: SIGTERM to the main PID (KillMode=mixed), STOPPING=1,
+    exit 0, nothing mounted, then ExecStopPost."""
+    proc = service.proc
+    os.kill(proc.pid, signal.SIGTERM)
+    notify_socket.wait_for("STOPPING", time.monotonic() + STOP_TIMEOUT, proc)
+    assert proc.wait(timeout=STOP_TIMEOUT) == 0, service.log.read_text()
+    assert _is_mounted(service.where) is None
+    for post in service.svc.get("ExecStopPost", []):
+        r = subprocess.run(service.argv_of(post), capture_output=True, timeout=10)
+        assert post.startswith("-") or r.returncode == 0
+    assert _is_mounted(service.where) is None
+
+
+def test_exec_start_notifies_and_stops_cleanly(samba: PrivateSamba, tmp_path: Path,
+                                               notify_socket: NotifySocket) -> None:
+    share = samba.shares.rw
+    marker = f"sd-service-{os.getpid()}.txt"
+    (samba.share_path(share) / marker).write_bytes(b"booted\n")
+    try:
+        with run_service(samba, tmp_path, notify_socket, share) as service:
+            proc, where = service.proc, service.where
+            pid, seen = notify_socket.wait_for("READY", time.monotonic() + READY_TIMEOUT, proc)
+            assert pid == proc.pid, "READY=1 must come from the main PID (NotifyAccess=main)"
+            assert seen[-1]["READY"] == "1"
+            assert seen[-1].get("STATUS") == f"Connected to //{samba.host}/{share} (SMB 3.1.1)"
+            assert _is_mounted(where) == "fuse.smbfs"
+            assert marker in os.listdir(where)
+            assert (where / marker).read_bytes() == b"booted\n"
+            _stop(service, notify_socket)
+    finally:
         (samba.share_path(share) / marker).unlink(missing_ok=True)
