@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from faultproxy import FaultProxy
 from sdunits import SYSTEMD_DIR, expand_command, parse_unit, service_environment
 
 from smbfs.devserver import PrivateSamba
@@ -182,3 +183,41 @@ def test_exec_start_notifies_and_stops_cleanly(samba: PrivateSamba, tmp_path: Pa
             _stop(service, notify_socket)
     finally:
         (samba.share_path(share) / marker).unlink(missing_ok=True)
+
+
+def test_status_follows_a_lost_connection(samba: PrivateSamba, tmp_path: Path,
+                                          notify_socket: NotifySocket) -> None:
+    """`systemctl status` shows the outage and the recovery: the server
+    unreachable for a while (the proxy cuts the connection and refuses new
+    ones), then back; a file held open across it is taken back."""
+    share = samba.shares.rw
+    name = f"sd-reconnect-{os.getpid()}.txt"
+    (samba.share_path(share) / name).write_bytes(b"held open\n")
+    unc = f"//{samba.host}/{share}"
+    with FaultProxy(samba.host, samba.port) as proxy, \
+            run_service(samba, tmp_path, notify_socket, share, port=proxy.port) as service:
+        proc = service.proc
+        _, seen = notify_socket.wait_for("READY", time.monotonic() + READY_TIMEOUT, proc)
+        assert seen[-1]["STATUS"] == f"Connected to {unc} (SMB 3.1.1)"
+        with open(service.where / name, "rb") as held:
+            proxy.refuse_connections()
+            proxy.cut_all()
+            deadline = time.monotonic() + 20
+            while True:
+                _, seen = notify_socket.wait_for("STATUS", deadline, proc)
+                if seen[-1]["STATUS"].startswith(f"Reconnecting to {unc} since "):
+                    break
+            proxy.refuse_connections(False)
+            deadline = time.monotonic() + 30
+            while True:
+                _, seen = notify_socket.wait_for("STATUS", deadline, proc)
+                if seen[-1]["STATUS"].startswith("Connected"):
+                    break
+            assert seen[-1]["STATUS"] == (
+                f"Connected to {unc} (SMB 3.1.1; reconnected 1 time, 0 handles lost)")
+            assert held.read() == b"held open\n"
+        journal = service.log.read_text()
+        assert f"Reconnecting to {unc} since " in journal
+        assert "reconnected 1 time, 0 handles lost" in journal
+        _stop(service, notify_socket)
+    (samba.share_path(share) / name).unlink(missing_ok=True)
