@@ -30,8 +30,9 @@ def main() -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     for name in filter(None, os.environ.get("SMBFS_TEST_DEBUG_LOGGERS", "").split(",")):
         logging.getLogger(name).setLevel(logging.DEBUG)
+    # Reconnect on, as mount.smbfs sets it for every mount.
     cfg = ClientConfig(host=spec["host"], port=spec["port"], username=spec["username"],
-                       password=spec["password"])
+                       password=spec["password"], reconnect=True)
     opts = FsOptions(**spec.get("options", {}))
 
     def ready() -> None:
