@@ -123,6 +123,18 @@ class HandleTable:
             return None
         return node.lease_key
 
+    def adopt_key(self, node: Node, lease_key: bytes | None) -> None:
+        """A create made with ``lease_key`` (new, as for a new file) turned
+        out to be ``node``, a node we already had (an O_CREAT of a name
+        just made elsewhere, or a file id the server reused): unless our
+        handles hold the node's own key, the created open's key becomes
+        the node's, so that the next open of the file shares its lease."""
+        if lease_key is None or lease_key == node.lease_key:
+            return
+        if not any(h.lease_key == node.lease_key and not h.open.closed
+                   for h in self._by_node.get(node, ())):
+            node.lease_key = lease_key
+
     def opened_with(self, node: Node, lease_key: bytes | None) -> None:
         """An open of ``node.path`` was made with ``lease_key``: from now on
         the server files the node's lease under that name."""

@@ -496,8 +496,7 @@ class SmbOperations(pyfuse3.Operations):
         node = self.inodes.remember(path, info)
         node.server_id = info.file_id
         node.page_sig = page_sig(op.info)  # the pages are dropped at this open
-        if not node.lease_key and key is not None:
-            node.lease_key = key
+        self.handles.adopt_key(node, key)
         fi = self._register(node, op, True, lease_key=key)
         return fi, self._entry(node)
 

@@ -218,3 +218,24 @@ async def test_lease_key_per_file_not_per_name() -> None:
     assert f.path == "c" and h.lease_key_for(f) is None
     other = t.remember("o", _info(6))
     assert h.lease_key_for(other) not in (None, key)
+
+
+async def test_a_create_that_finds_a_known_node_adopts_its_key() -> None:
+    from smbfs.fs.handles import HandleTable
+
+    class _Open:
+        closed = False
+
+    t = InodeTable("", serverino=True, actimeo=1.0)
+    h = HandleTable()
+    # A node whose file id the server gives to a new file (ext4 reuses
+    # inode numbers at once): our create's key becomes the node's.
+    old = t.remember("gone", _info(9))
+    old_key = h.lease_key_for(old)
+    assert t.remember("new", _info(9)) is old
+    h.adopt_key(old, b"k" * 16)
+    assert old.lease_key == b"k" * 16 != old_key
+    # Not while our handles hold the node's own key.
+    h.add_file(old, _Open(), False, old.lease_key)  # type: ignore[arg-type]
+    h.adopt_key(old, b"j" * 16)
+    assert old.lease_key == b"k" * 16
