@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 import uuid
 from collections.abc import AsyncGenerator, Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -372,7 +373,48 @@ class Open:
         layer keeps one per file) instead of the session's key for this
         path; either way the session remembers key and path, and follows
         our renames, so compound operations on the path carry the same key.
+
+        A key the server already files under another name (someone else
+        renamed away the file we knew by this name, [MS-SMB2] 3.3.5.9.8)
+        is refused with STATUS_INVALID_PARAMETER: the name is then a
+        different file, and the create is sent again with a new key
+        (``opened.lease.key`` says which).
         """
+        async def attempt(key: bytes | None) -> Open:
+            return await cls._create(
+                tree, path, desired_access=desired_access, share_access=share_access,
+                disposition=disposition, options=options, attributes=attributes, lease=lease,
+                durable=durable, oplock=oplock, impersonation=impersonation,
+                query_on_disk_id=query_on_disk_id, contexts=contexts, lease_key=key)
+
+        try:
+            return await attempt(lease_key)
+        except SMBError as e:
+            if e.status != _S.STATUS_INVALID_PARAMETER or not lease:
+                raise
+            tree.session.leases.unbind(tree.share_name, _normalize(path))
+            log.info("%r: our lease key is filed under another name now; a new key", path)
+            return await attempt(os.urandom(16))
+
+    @classmethod
+    async def _create(
+        cls,
+        tree: RequestPipe,
+        path: str,
+        *,
+        desired_access: int,
+        share_access: int,
+        disposition: int,
+        options: int,
+        attributes: int,
+        lease: bool | int,
+        durable: bool,
+        oplock: int | None,
+        impersonation: int,
+        query_on_disk_id: bool,
+        contexts: Sequence[AnyCreateContext],
+        lease_key: bytes | None,
+    ) -> Open:
         path = _normalize(path)
         session = tree.session
         neg = session.connection.negotiated
@@ -474,31 +516,40 @@ class Open:
     # ------------------------------------------------------- reconnect
 
     async def reclaim(self, stats: ReconnectStats) -> None:
-        """Take this handle back on a re-established session.
+        """Take this handle back on a re-established session: see
+        :meth:`reclaim_durable` and :meth:`reopen_by_name` (the tree runs the
+        two in order for all its opens, :meth:`Tree.reclaim_opens`)."""
+        if await self.reclaim_durable(stats) is not True:
+            await self.reopen_by_name(stats)
 
-        A durable handle is reclaimed as it was ([MS-SMB2] 3.2.4.4: DH2C
+    async def reclaim_durable(self, stats: ReconnectStats) -> bool | int:
+        """A durable handle reclaimed as it was ([MS-SMB2] 3.2.4.4: DH2C
         with the same CreateGuid on 3.x, DHnC on 2.1, the same lease key,
-        the current name). When the server no longer has it (an smbd
-        restart loses durable state) or it was never durable, the file is
-        opened again by name, with the same access and sharing, and kept
-        only if it is provably the same file (same on-disk file id, else
-        same creation time): no write of ours was lost with the old handle
+        the current name). True when reclaimed (or nothing to do); else the
+        NTSTATUS of the refusal (0: not durable)."""
+        if self.closed or self.lost is not None:
+            return True
+        if not self.durable:
+            return 0
+        try:
+            await self._reopen(reconnect=True)
+        except SMBError as e:
+            return e.status
+        stats.handles_reclaimed += 1
+        log.info("%r: durable handle reclaimed", self.path)
+        return True
+
+    async def reopen_by_name(self, stats: ReconnectStats) -> None:
+        """When the server no longer has the handle (an smbd restart loses
+        durable state) or it was never durable, the file is opened again by
+        its current name, with the same access and sharing, and kept only if
+        it is provably the same file (same on-disk file id, else same
+        creation time): no write of ours was lost with the old handle
         (nothing is cached: every write was acknowledged by the server, and
         the ones in flight are replayed on the new handle). Otherwise this
-        handle is lost, and says why, every time it is used.
-        """
+        handle is lost, and says why, every time it is used."""
         if self.closed or self.lost is not None:
             return
-        if self.durable:
-            try:
-                await self._reopen(reconnect=True)
-            except SMBError as e:
-                log.info("%r: durable reclaim refused (%s); reopening by name",
-                         self.path, e.status_name)
-            else:
-                stats.handles_reclaimed += 1
-                log.info("%r: durable handle reclaimed", self.path)
-                return
         try:
             same = await self._reopen(reconnect=False)
         except SMBError as e:

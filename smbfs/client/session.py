@@ -42,6 +42,8 @@ from smbfs.client.lease import LeaseTable
 from smbfs.client.reconnect import CONNECTED, Reconnector, ReconnectStats, StateCallback
 from smbfs.proto.codec import DecodeError
 from smbfs.proto.constants import Command, Dialect, HeaderFlags, SecurityMode
+from smbfs.proto.create import CreateRequest
+from smbfs.proto.create_contexts import CreateDurableHandleRequestV2
 from smbfs.proto.crypto.encryption import Encryptor
 from smbfs.proto.crypto.kdf import derive_session_keys
 from smbfs.proto.crypto.preauth import PreauthHash
@@ -142,6 +144,20 @@ class Reconnectable(Protocol):
     async def reclaim_opens(self, stats: ReconnectStats) -> None: ...
 
     def remap_file_id(self, message: Message) -> Message | None: ...
+
+
+def _replay_flag_wanted(first: Message) -> bool:
+    """Whether a replayed chain carries SMB2_FLAGS_REPLAY_OPERATION.
+
+    The flag lets the server match a CREATE to the open it may already have
+    made, by its CreateGuid ([MS-SMB2] 3.3.5.9.10), and tells it a request
+    on a durable handle is a repeat. A CREATE without a durable v2 context
+    has nothing to be matched by: Samba answers such a "replay" of an open
+    of an existing file with STATUS_ACCESS_DENIED, so it goes as a plain
+    request (its outcome is reconciled by the caller instead)."""
+    if isinstance(first, CreateRequest):
+        return any(isinstance(c, CreateDurableHandleRequestV2) for c in first.create_contexts)
+    return True
 
 
 @runtime_checkable
@@ -620,7 +636,8 @@ class Session:
                 responses = await conn.transact(
                     messages, session_id=self.session_id,
                     tree_id=tree.tree_id if tree is not None else tree_id, related=related,
-                    payload_sizes=payload_sizes, sign=sign, encrypt=enc, replay=replay,
+                    payload_sizes=payload_sizes, sign=sign, encrypt=enc,
+                    replay=replay and _replay_flag_wanted(messages[0]),
                 )
             except ConnectionLostError as e:
                 if (not self.config.reconnect or inside_reconnect or not self._established

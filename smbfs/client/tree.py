@@ -25,6 +25,7 @@ from smbfs.client.reconnect import ReconnectStats
 from smbfs.client.session import Session
 from smbfs.proto.fileid import FileId
 from smbfs.proto.message import Message
+from smbfs.proto.ntstatus import NTStatus
 from smbfs.proto.tree import (
     ShareCapabilities,
     ShareFlags,
@@ -99,10 +100,25 @@ class Tree:
         log.debug("tree %s reconnected: id %#x -> %#x", self.unc, old, self.tree_id)
 
     async def reclaim_opens(self, stats: ReconnectStats) -> None:
-        """Every open of this tree back (durable reclaim or reopen by name),
-        before any replayed request needs one."""
+        """Every open of this tree back, before any replayed request needs
+        one: durable handles reclaimed, the rest reopened by name.
+
+        A durable handle survives the loss of the *connection*: the server
+        process notices it and keeps the open for the durable timeout. It
+        does not survive the death of that process (an smbd child killed
+        with SIGKILL, a server restart): Samba then refuses the reclaim
+        (4.22 logs NT_STATUS_FATAL_APP_EXIT, "the process holding it
+        died"; the client sees STATUS_OBJECT_NAME_NOT_FOUND), and the file
+        is reopened by name, kept only if it is provably the same file."""
         for op in list(self.opens):
-            await op.reclaim(stats)
+            status = await op.reclaim_durable(stats)
+            if status is True:
+                continue
+            if status:
+                log.info("%r: durable reclaim refused (%s); reopening by name", op.path,
+                         NTStatus(status).name if status in NTStatus._value2member_map_
+                         else hex(status))
+            await op.reopen_by_name(stats)
 
     def register_open(self, op: Open) -> None:
         self.opens.add(op)

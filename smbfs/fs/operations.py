@@ -444,6 +444,11 @@ class SmbOperations(pyfuse3.Operations):
         op = await self.tree.create(node.path, desired_access=access, lease=True,
                                     durable=True, lease_key=key,
                                     options=CreateOptions.FILE_NON_DIRECTORY_FILE)
+        if op.lease is not None and op.lease.key != key:
+            # Ours is filed under another name (the file was renamed away by
+            # someone else): this name is another file, with the key it got.
+            key = op.lease.key
+            self.handles.adopt_key(node, key)
         try:
             if flags & os.O_TRUNC and writable:
                 await op.truncate(0)
@@ -483,6 +488,8 @@ class SmbOperations(pyfuse3.Operations):
         except BaseException:
             parent.listing = None  # e.g. another client made the name
             raise
+        if op.lease is not None:
+            key = op.lease.key  # a new one if ours is filed under another name now
         self.inodes.listed(path)
         self.inodes.touched(parent)
         info = op.info

@@ -80,6 +80,7 @@ async def test_requests_in_flight_are_replayed(samba: Any, fault_proxy: Any) -> 
             await paths.unlink(tree, name)
 
 
+@pytest.mark.both_sambas
 async def test_killed_smbd_child_is_survived(samba: Any) -> None:
     name = unique("rc-kill")
     data = os.urandom(2 * 1024 * 1024)
@@ -97,7 +98,10 @@ async def test_killed_smbd_child_is_survived(samba: Any) -> None:
                     os.kill(pid, signal.SIGKILL)
             await f.write(1024 * 1024, data[1024 * 1024:])
             assert s.stats.reconnects == 1
-            assert s.stats.handles_reclaimed + s.stats.handles_reopened == 1
+            # Samba does not let a durable handle outlive the process that
+            # held it (the reclaim is refused: NT_STATUS_FATAL_APP_EXIT in
+            # its log): the file is reopened by name, provably the same file.
+            assert s.stats.handles_reopened == 1 and s.stats.handles_lost == 0, s.stats
             await f.close()
             assert (samba.share_path(samba.shares.rw) / name).read_bytes() == data
             await paths.unlink(tree, name)
