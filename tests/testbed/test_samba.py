@@ -19,6 +19,7 @@ def _name(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
+@pytest.mark.both_sambas  # the current Samba (4.22) too
 def test_put_get_roundtrip_is_byte_exact(samba: PrivateSamba, tmp_path: Path) -> None:
     data = os.urandom(300_000) + bytes(range(256))
     src, back = tmp_path / "src.bin", tmp_path / "back.bin"
