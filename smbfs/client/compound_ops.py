@@ -354,13 +354,12 @@ async def probe_no_writers(tree: Tree, path: str) -> FileInfo | None:
     times alone cannot prove a file unchanged; with no writer open, every
     write has been closed and its close has set the time."""
     path = _normalize(path)
-    create = CreateRequest(
-        name=path, desired_access=AccessMask.FILE_READ_DATA | AccessMask.FILE_READ_ATTRIBUTES
-        | AccessMask.SYNCHRONIZE,
-        share_access=ShareAccess.FILE_SHARE_READ | ShareAccess.FILE_SHARE_DELETE,
-        create_disposition=CreateDisposition.FILE_OPEN,
-        create_options=CreateOptions.FILE_NON_DIRECTORY_FILE,
-    )
+    # Under our lease key when we hold the file open (so the probe does not
+    # break our own lease), with the sharing that makes it a probe.
+    create = dataclasses.replace(
+        _create(tree, path, AccessMask.FILE_READ_DATA | AccessMask.FILE_READ_ATTRIBUTES
+                | AccessMask.SYNCHRONIZE, options=CreateOptions.FILE_NON_DIRECTORY_FILE),
+        share_access=ShareAccess.FILE_SHARE_READ | ShareAccess.FILE_SHARE_DELETE)
     results = await _compound(tree, [create, CloseRequest(file_id=RELATED)])
     r = results[0]
     if isinstance(r, SMBError):
