@@ -36,6 +36,7 @@ from smbfs.client.errors import (
     ConnectionLostError,
     NegotiateError,
     ServerUnreachableError,
+    SMBError,
 )
 
 log = logging.getLogger(__name__)
@@ -159,11 +160,17 @@ class Reconnector:
                     log.info("reconnect to %s:%d failed (%s); next try in %.2fs",
                              self._config.host, self._config.port, e or type(e).__name__,
                              backoff)
-                except (AuthenticationError, NegotiateError) as e:
+                except (AuthenticationError, NegotiateError, SMBError) as e:
                     # The server is there but refuses us now (password changed,
-                    # dialects changed): keep trying, an admin may fix it; say why.
+                    # dialects changed, share gone): keep trying, an admin may
+                    # fix it; say why.
                     log.error("reconnect to %s:%d refused: %s", self._config.host,
                               self._config.port, e)
+                except Exception:
+                    # A bug here must not take the whole mount down with the
+                    # supervisor: log it and try again after the backoff.
+                    log.exception("reconnect to %s:%d failed unexpectedly",
+                                  self._config.host, self._config.port)
                 else:
                     took = trio.current_time() - self._lost_at
                     self.stats.reconnects += 1

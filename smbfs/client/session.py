@@ -197,6 +197,7 @@ class Session:
         self._session_key: bytes | None = None
         self._logged_off = False
         self._established = False  # set after the first successful setup
+        self._established_id = 0  # the SessionId a reconnect names as previous
         # Leases and oplocks this session holds; their break acknowledger
         # starts with the first open that asks for one.
         self.leases = LeaseTable(self)
@@ -261,6 +262,7 @@ class Session:
         if session.dialect in (Dialect.SMB3_0, Dialect.SMB3_0_2):
             await session._validate_negotiate()
         session._established = True
+        session._established_id = session.session_id
         if config.reconnect:
             nursery.start_soon(session._reconnector.run)
         return session
@@ -284,7 +286,9 @@ class Session:
         conn = await Connection.connect(self.config, self._nursery)
         try:
             await conn.negotiate()
-            previous = self.session_id
+            # The last session the server knew us by, even when an earlier
+            # attempt of this reconnect got as far as a session of its own.
+            previous = self._established_id
             self.channels = [Channel(conn, None)]
             conn.break_handler = self._break_handler
             self.session_id = 0
@@ -299,6 +303,7 @@ class Session:
             conn.close()
             raise
         conn.on_lost = self._on_connection_lost
+        self._established_id = self.session_id
         stats = self.stats
         log.warning("reconnected to %s:%d (%s): session %#x, %d trees; handles "
                     "reclaimed %d, reopened %d, lost %d (totals)", self.config.host,
