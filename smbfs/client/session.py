@@ -68,6 +68,8 @@ _SIGNED: Final = int(HeaderFlags.SMB2_FLAGS_SIGNED)
 # out instead of waiting at the gate they are opening.
 _REESTABLISHING: contextvars.ContextVar[bool] = contextvars.ContextVar(
     "smbfs_reestablishing", default=False)
+# How many connections one request may outlive before its loss is an error.
+_MAX_REPLAYS: Final = 5
 # A SPNEGO exchange takes 2-3 legs; a server that keeps asking for more is
 # broken or hostile, and the loop must end.
 _MAX_SETUP_LEGS: Final = 16
@@ -622,6 +624,7 @@ class Session:
         """
         reauthenticated = False
         replay = False
+        replays = 0
         inside_reconnect = _REESTABLISHING.get()
         while True:
             if self._logged_off:
@@ -650,6 +653,12 @@ class Session:
                     raise
                 if conn is self.connection:
                     self._reconnector.connection_lost(generation, e)
+                replays += 1
+                if replays > _MAX_REPLAYS:
+                    # The same request has now taken down one fresh connection
+                    # after another (a request the server chokes on, or one
+                    # it never answers): an error, not an endless loop.
+                    raise
                 log.debug("%s lost with its connection (%s): replaying after the reconnect",
                           messages[0].COMMAND.name, e)
                 replay = True

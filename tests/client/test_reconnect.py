@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 from typing import Any
 
 import pytest
@@ -17,7 +18,7 @@ import trio
 from smb_trees import config_for, unique
 
 from smbfs.client import open_session, paths
-from smbfs.client.errors import HandleLostError, ServerUnreachableError
+from smbfs.client.errors import ConnectionLostError, HandleLostError, ServerUnreachableError
 from smbfs.client.tree import Tree
 from smbfs.proto.constants import Dialect
 from smbfs.proto.create import CreateDisposition
@@ -292,3 +293,32 @@ async def test_rename_mkdir_delete_replayed_are_reconciled(
             assert not (root / base / "b").exists()
             await paths.rmdir(tree, base)
             assert s.stats.reconnects == 3
+
+
+async def test_a_request_that_kills_every_connection_is_an_error(
+        samba: Any, fault_proxy: Any) -> None:
+    """Not an endless loop: a request that takes down each new connection
+    (here: the proxy cuts whenever a FLUSH goes by) fails after a few
+    replays; the session itself stays usable."""
+    proxy = fault_proxy(samba.host, samba.port)
+
+    def hook(direction: str, message: bytes) -> bytes | None:
+        if direction == "c2s" and message[:4] == b"\xfeSMB" and \
+                int.from_bytes(message[12:14], "little") == 0x0007:  # SMB2_FLUSH
+            threading.Thread(target=proxy.cut_all, kwargs={"reset": True}).start()
+            return None
+        return message
+
+    name = unique("rc-poison")
+    cfg = config_for(samba, port=proxy.port, **RECONNECT)
+    with trio.fail_after(60):
+        async with open_session(cfg) as s, await Tree.connect(s, samba.shares.rw) as tree:
+            f = await tree.create(name, disposition=CreateDisposition.FILE_CREATE)
+            proxy.set_frame_hook(hook)
+            with pytest.raises(ConnectionLostError):
+                await f.flush()
+            assert s.stats.reconnects >= 5
+            proxy.set_frame_hook(None)
+            await f.write(0, b"still usable")
+            await f.close()
+            await paths.unlink(tree, name)
