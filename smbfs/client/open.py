@@ -29,7 +29,13 @@ from typing import Any, Protocol, TypeVar
 import trio
 
 from smbfs.client.connection import Response
-from smbfs.client.errors import HandleClosedError, HandleLostError, SMBError, single_error
+from smbfs.client.errors import (
+    ConnectionLostError,
+    HandleClosedError,
+    HandleLostError,
+    SMBError,
+    single_error,
+)
 from smbfs.client.lease import LEASE_RWH, Lease, LeaseTable
 from smbfs.client.reconnect import ReconnectStats
 from smbfs.client.session import Session
@@ -146,13 +152,16 @@ class RequestPipe(Protocol):
     def is_disk(self) -> bool: ...
 
     async def request(self, message: Message, *, payload_size: int = 0,
-                      ok_statuses: Iterable[int] = frozenset()) -> Response: ...
+                      ok_statuses: Iterable[int] = frozenset(),
+                      wait: bool = True) -> Response: ...
 
     async def compound(self, messages: Sequence[Message], *, related: bool = True,
                        ok_statuses: Iterable[int] = frozenset()
                        ) -> list[Response | SMBError]: ...
 
     def register_open(self, op: Open) -> None: ...
+
+    def defer_close(self, op: Open) -> None: ...
 
     def forget_open(self, op: Open) -> None: ...
 
@@ -564,6 +573,18 @@ class Open:
         stats.handles_reopened += 1
         log.info("%r: reopened by name after the reconnect (same file)", self.path)
 
+    async def close_reclaimed(self) -> None:
+        """A durable handle closed by its user while the connection was
+        down: take it back and close it, so the server does not keep it
+        (with its share modes and lease) until the durable timeout."""
+        try:
+            await self._reopen(reconnect=True)
+            await self.tree.request(CloseRequest(file_id=self.file_id))
+        except SMBError as e:
+            log.debug("%r: deferred close: %s", self.path, e.status_name)
+        finally:
+            self.tree.forget_open(self)
+
     def _lose(self, why: str) -> None:
         self.lost = why
         log.error("handle of %r lost: it %s; its users get EIO from now on", self.path, why)
@@ -698,7 +719,18 @@ class Open:
             resp = await self.tree.request(CloseRequest(
                 file_id=self.file_id,
                 flags=CloseFlags.SMB2_CLOSE_FLAG_POSTQUERY_ATTRIB if post_query else 0,
-            ))
+            ), wait=not self.tree.session.config.reconnect)
+        except ConnectionLostError:
+            if not self.tree.session.config.reconnect:
+                raise
+            # The connection is down: the close must not hold its caller (a
+            # program's close(2), an unmount) for the outage. The server
+            # closes a non-durable handle with the old session; a durable
+            # one is reclaimed after the reconnect only to be closed.
+            self.tree.defer_close(self)
+            log.info("%r: closed while disconnected; the server's handle is closed after "
+                     "the reconnect", self.path)
+            return None
         except HandleLostError:
             return None  # lost while the CLOSE was in flight: closed all the same
         except SMBError as e:

@@ -612,7 +612,7 @@ class Session:
 
     async def _send(self, messages: Sequence[Message], *, tree_id: int, related: bool,
                     payload_sizes: Sequence[int] | None, encrypt: bool | None,
-                    tree: TreeRef | None = None) -> list[Response]:
+                    tree: TreeRef | None = None, wait: bool = True) -> list[Response]:
         """Send and wait, through reconnects when the session has them.
 
         A request whose connection is lost waits for the supervisor to
@@ -621,6 +621,11 @@ class Session:
         (:meth:`_for_replay`). Its responses say ``replayed``: a
         non-idempotent caller (rename, delete, mkdir) then reconciles an
         error with the server's state instead of reporting it.
+
+        ``wait=False``: not through a reconnect; a lost (or not yet mended)
+        connection raises ConnectionLostError at once (a CLOSE, which the
+        open defers to after the reconnect instead of holding its caller,
+        perhaps an unmount, for the outage).
         """
         reauthenticated = False
         replay = False
@@ -630,6 +635,8 @@ class Session:
             if self._logged_off:
                 raise ConnectionLostError("session is logged off")
             if self.config.reconnect and not inside_reconnect:
+                if not wait and self.state != CONNECTED:
+                    raise ConnectionLostError(f"not connected ({self.state})")
                 await self._reconnector.wait_connected()
             generation = self._reconnector.generation
             channel = self._pick_channel()
@@ -649,7 +656,9 @@ class Session:
                 )
             except ConnectionLostError as e:
                 if (not self.config.reconnect or inside_reconnect or not self._established
-                        or self._logged_off):
+                        or self._logged_off or not wait):
+                    if conn is self.connection and self.config.reconnect:
+                        self._reconnector.connection_lost(generation, e)
                     raise
                 if conn is self.connection:
                     self._reconnector.connection_lost(generation, e)
@@ -693,6 +702,7 @@ class Session:
         ok_statuses: Collection[int] = frozenset(),
         encrypt: bool | None = None,
         tree: TreeRef | None = None,
+        wait: bool = True,
     ) -> Response:
         """Send one request and wait for its final response.
 
@@ -706,7 +716,8 @@ class Session:
         replay after a reconnect uses.
         """
         [resp] = await self._send([message], tree_id=tree_id, related=False,
-                                  payload_sizes=[payload_size], encrypt=encrypt, tree=tree)
+                                  payload_sizes=[payload_size], encrypt=encrypt, tree=tree,
+                                  wait=wait)
         if not self._status_ok(resp.status, ok_statuses):
             raise SMBError(resp.status, message.COMMAND, replayed=resp.replayed)
         return resp

@@ -64,6 +64,10 @@ class Tree:
         # under the current one).
         self.opens: set[Open] = set()
         self._by_file_id: dict[FileId, Open] = {}
+        # Closed by their users while the connection was down: reclaimed
+        # after the reconnect only to be closed (durable ones; the others
+        # died with the old session).
+        self._closing: list[Open] = []
 
     # ---------------------------------------------------------- lifecycle
 
@@ -110,6 +114,9 @@ class Tree:
         (4.22 logs NT_STATUS_FATAL_APP_EXIT, "the process holding it
         died"; the client sees STATUS_OBJECT_NAME_NOT_FOUND), and the file
         is reopened by name, kept only if it is provably the same file."""
+        closing, self._closing = self._closing, []
+        for op in closing:
+            await op.close_reclaimed()
         for op in list(self.opens):
             status = await op.reclaim_durable(stats)
             if status is True:
@@ -119,6 +126,12 @@ class Tree:
                          NTStatus(status).name if status in NTStatus._value2member_map_
                          else hex(status))
             await op.reopen_by_name(stats)
+
+    def defer_close(self, op: Open) -> None:
+        """``op`` was closed while the connection was down (see reclaim_opens)."""
+        self.forget_open(op)
+        if op.durable:
+            self._closing.append(op)
 
     def register_open(self, op: Open) -> None:
         self.opens.add(op)
@@ -206,13 +219,14 @@ class Tree:
     # ----------------------------------------------------------- requests
 
     async def request(self, message: Message, *, payload_size: int = 0,
-                      ok_statuses: Iterable[int] = frozenset()) -> Response:
-        """One request on this tree (TreeId and sealing filled in)."""
+                      ok_statuses: Iterable[int] = frozenset(), wait: bool = True) -> Response:
+        """One request on this tree (TreeId and sealing filled in);
+        ``wait=False``: fail at once instead of waiting out a reconnect."""
         self.requests_sent += 1
         self.round_trips += 1
         return await self.session.request(
             message, payload_size=payload_size,
-            ok_statuses=frozenset(ok_statuses), encrypt=self._encrypt, tree=self,
+            ok_statuses=frozenset(ok_statuses), encrypt=self._encrypt, tree=self, wait=wait,
         )
 
     async def compound(self, messages: Sequence[Message], *, related: bool = True,

@@ -189,14 +189,21 @@ async def _serve(client_config: ClientConfig, share: str, root: str, subdir: str
                         await _run_fuse(ops, mp, options, on_ready)
                     serving = False
                 finally:
-                    with trio.move_on_after(CLEANUP_TIMEOUT) as scope:
-                        scope.shield = True
-                        if ops is not None:
-                            await ops.close_all()
-                        try:
-                            await tree.disconnect()
-                        except Exception as e:
-                            log.debug("tree disconnect: %s", e)
+                    if session.state != "connected":
+                        # Nobody to say goodbye to: waiting for a reconnect here
+                        # would hold the unmount for the whole bound. The
+                        # server drops our handles at its durable timeout.
+                        log.info("unmounting while %s: handles left to the server",
+                                 session.state)
+                    else:
+                        with trio.move_on_after(CLEANUP_TIMEOUT) as scope:
+                            scope.shield = True
+                            if ops is not None:
+                                await ops.close_all()
+                            try:
+                                await tree.disconnect()
+                            except Exception as e:
+                                log.debug("tree disconnect: %s", e)
         nursery.cancel_scope.cancel()
 
 

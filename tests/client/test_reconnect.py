@@ -322,3 +322,31 @@ async def test_a_request_that_kills_every_connection_is_an_error(
             await f.write(0, b"still usable")
             await f.close()
             await paths.unlink(tree, name)
+
+
+async def test_close_while_disconnected_does_not_wait(samba: Any, fault_proxy: Any) -> None:
+    """A close during an outage returns at once (an unmount, a program's
+    close(2) must not hang on it, even on a hard mount); the server's durable
+    handle is reclaimed after the reconnect only to be closed."""
+    proxy = fault_proxy(samba.host, samba.port)
+    name = unique("rc-close")
+    cfg = config_for(samba, port=proxy.port, hard=True, **RECONNECT)
+    with trio.fail_after(60):
+        async with open_session(cfg) as s, await Tree.connect(s, samba.shares.rw) as tree:
+            f = await tree.create(name, disposition=CreateDisposition.FILE_CREATE)
+            assert f.durable
+            proxy.refuse_connections(True)
+            proxy.cut_all()
+            with trio.fail_after(2):
+                while s.state == "connected":
+                    await trio.sleep(0.01)
+                await f.close()
+            proxy.refuse_connections(False)
+            await paths.stat(tree, "")  # waits for the reconnect
+            # Nothing of ours is left open on the server (smbstatus lists no
+            # disconnected durable handle either, so this is not the proof
+            # of the deferred close: the close returning at once above is
+            # what this test is for).
+            open_names = [o.get("filename", "") for o in samba.open_files()]
+            assert not any(n.endswith(name) for n in open_names), open_names
+            await paths.unlink(tree, name)

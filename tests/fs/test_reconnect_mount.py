@@ -300,3 +300,21 @@ def test_fsx_soak_with_a_cut_every_few_hundred_ops(
     for i in range(config.files):
         assert (work.server / fsx.files[i].name).read_bytes() == fsx.expected(i)
     assert m.log_tail(2000).count("reconnected to") >= 20
+
+
+def test_unmount_while_the_server_is_away_is_prompt(
+        samba: PrivateSamba, mount_factory: MountFactory,
+        fault_proxy: Callable[[str, int], FaultProxy], work: WorkDir) -> None:
+    """umount of a hard mount whose server is unreachable: the closes the
+    kernel sends on the way out do not wait for the server (they are done
+    after a reconnect, if one comes), so the daemon ends at once."""
+    proxy = fault_proxy(samba.host, samba.port)
+    m = _through_proxy(mount_factory, samba, proxy, work, hard=True)
+    (m.path / "f").write_bytes(b"x")
+    os.listdir(m.path)
+    proxy.refuse_connections(True)
+    proxy.cut_all()
+    start = time.monotonic()
+    subprocess.run(["fusermount3", "-u", str(m.path)], check=True, timeout=15)
+    m.proc.wait(timeout=10)
+    assert time.monotonic() - start < 5
