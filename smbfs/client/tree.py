@@ -64,6 +64,7 @@ class Tree:
         # under the current one).
         self.opens: set[Open] = set()
         self._by_file_id: dict[FileId, Open] = {}
+        self._ids_of: dict[Open, list[FileId]] = {}  # so a close costs O(1), not O(opens)
         # Closed by their users while the connection was down: reclaimed
         # after the reconnect only to be closed (durable ones; the others
         # died with the old session).
@@ -136,11 +137,13 @@ class Tree:
     def register_open(self, op: Open) -> None:
         self.opens.add(op)
         self._by_file_id[op.file_id] = op
+        self._ids_of.setdefault(op, []).append(op.file_id)
 
     def forget_open(self, op: Open) -> None:
         self.opens.discard(op)
-        for fid in [f for f, o in self._by_file_id.items() if o is op]:
-            del self._by_file_id[fid]
+        for fid in self._ids_of.pop(op, ()):
+            if self._by_file_id.get(fid) is op:
+                del self._by_file_id[fid]
 
     def remap_file_id(self, message: Message) -> Message | None:
         """``message`` under the current FileId of the open it names (None
