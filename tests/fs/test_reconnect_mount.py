@@ -10,7 +10,6 @@ down and its state lost.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import hashlib
 import os
@@ -18,7 +17,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -31,26 +30,25 @@ MIB = 1024 * 1024
 CMD_TIMEOUT = 120
 
 
-@contextlib.contextmanager
-def cutting(proxy: FaultProxy, every: float, *, reset: bool = True) -> Iterator[list[int]]:
-    """Cut every connection through ``proxy`` every ``every`` seconds (from a
-    thread) for the body's duration; yields the list of cut times' count."""
-    stop = threading.Event()
+def cut_every(proxy: FaultProxy, command: int, n: int) -> list[int]:
+    """Cut every connection (RST) after each ``n``-th answer to ``command``
+    goes by: a fault bound to the I/O itself, not to the clock (a fast
+    machine must not finish between two timed cuts). Returns the list the
+    cuts are counted in."""
+    seen = [0]
     cuts: list[int] = []
 
-    def run() -> None:
-        while not stop.wait(every):
-            if proxy.active_connections:
-                proxy.cut_all(reset=reset)
-                cuts.append(1)
+    def hook(direction: str, message: bytes) -> bytes | None:
+        if direction == "s2c" and message[:4] == b"\xfeSMB" and \
+                int.from_bytes(message[12:14], "little") == command:
+            seen[0] += 1
+            if seen[0] % n == 0:
+                cuts.append(seen[0])
+                threading.Thread(target=proxy.cut_all, kwargs={"reset": True}).start()
+        return message
 
-    t = threading.Thread(target=run, daemon=True)
-    t.start()
-    try:
-        yield cuts
-    finally:
-        stop.set()
-        t.join(10)
+    proxy.set_frame_hook(hook)
+    return cuts
 
 
 def _sha(path: Path) -> str:
@@ -73,14 +71,14 @@ def test_cp_onto_the_mount_survives_cuts(samba: PrivateSamba, mount_factory: Mou
     m = _through_proxy(mount_factory, samba, proxy, work)
     src = tmp_path / "big.bin"
     src.write_bytes(os.urandom(96 * MIB))
-    with cutting(proxy, 0.4) as cuts:
-        r = subprocess.run(["cp", str(src), str(m.path / "big.bin")], capture_output=True,
-                           text=True, timeout=CMD_TIMEOUT)
-        assert r.returncode == 0, r.stderr
-        r = subprocess.run(["sync", str(m.path / "big.bin")], capture_output=True, text=True,
-                           timeout=CMD_TIMEOUT)
-        assert r.returncode == 0, r.stderr
-    assert cuts, "the copy ended before any cut: make it bigger"
+    cuts = cut_every(proxy, 0x0009, 20)  # after every 20th WRITE answer
+    r = subprocess.run(["cp", str(src), str(m.path / "big.bin")], capture_output=True,
+                       text=True, timeout=CMD_TIMEOUT)
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run(["sync", str(m.path / "big.bin")], capture_output=True, text=True,
+                       timeout=CMD_TIMEOUT)
+    assert r.returncode == 0, r.stderr
+    assert len(cuts) >= 3, cuts
     assert _sha(work.server / "big.bin") == _sha(src)
     assert "reconnected" in m.log_tail(400)
 
@@ -92,9 +90,9 @@ def test_reading_a_big_file_survives_cuts(samba: PrivateSamba, mount_factory: Mo
     data = os.urandom(96 * MIB)
     (work.server / "big.bin").write_bytes(data)
     m = _through_proxy(mount_factory, samba, proxy, work, cache="none")
-    with cutting(proxy, 0.4) as cuts:
-        got = _sha(m.path / "big.bin")
-    assert cuts
+    cuts = cut_every(proxy, 0x0008, 20)  # after every 20th READ answer
+    got = _sha(m.path / "big.bin")
+    assert len(cuts) >= 3, cuts
     assert got == hashlib.sha256(data).hexdigest()
 
 
@@ -186,7 +184,9 @@ def test_killed_smbd_mid_copy(fresh_samba: Callable[..., PrivateSamba], tmp_path
     m = start_mount(server, echo_interval=2)
     try:
         src = tmp_path / "big.bin"
-        src.write_bytes(os.urandom(64 * MIB))
+        # Big enough that the copy is still going when the kill lands (the
+        # kill comes once 8 MiB are on the server).
+        src.write_bytes(os.urandom(256 * MIB))
         proc = subprocess.Popen(["cp", str(src), str(m.path / "big.bin")],
                                 stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 30
