@@ -524,13 +524,6 @@ class Open:
 
     # ------------------------------------------------------- reconnect
 
-    async def reclaim(self, stats: ReconnectStats) -> None:
-        """Take this handle back on a re-established session: see
-        :meth:`reclaim_durable` and :meth:`reopen_by_name` (the tree runs the
-        two in order for all its opens, :meth:`Tree.reclaim_opens`)."""
-        if await self.reclaim_durable(stats) is not True:
-            await self.reopen_by_name(stats)
-
     async def reclaim_durable(self, stats: ReconnectStats) -> bool | int:
         """A durable handle reclaimed as it was ([MS-SMB2] 3.2.4.4: DH2C
         with the same CreateGuid on 3.x, DHnC on 2.1, the same lease key,
