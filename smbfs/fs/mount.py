@@ -226,7 +226,12 @@ async def _run_fuse(ops: SmbOperations, mp: str, options: FsOptions,
                     on_ready()
 
             nursery.start_soon(ready)
-            await pyfuse3.main()
+            ops.kernel.live = True
+            nursery.start_soon(ops.kernel.run)
+            try:
+                await pyfuse3.main()
+            finally:
+                ops.kernel.close()
             nursery.cancel_scope.cancel()
     except BaseExceptionGroup as group:
         raise single_error(group)  # noqa: B904 - the group is its __cause__

@@ -57,6 +57,7 @@ from smbfs.fs import posix, xattrs
 from smbfs.fs.errors import to_fuse_error
 from smbfs.fs.handles import HandleTable, keep_pages, page_sig
 from smbfs.fs.inodes import InodeTable, LookupPrefetch, Node, join, new_lease_key, parent_of
+from smbfs.fs.kernel import KernelCache
 from smbfs.fs.namespace import Namespace
 from smbfs.fs.options import FsOptions
 
@@ -129,6 +130,9 @@ class SmbOperations(pyfuse3.Operations):
         self.prefetch = LookupPrefetch(self.inodes, timeout, self._list_for_lookups)
         self.facts = FsFacts()
         self.root_open: Open | None = None
+        # What the kernel caches; told to drop it when a lease or a
+        # notification says the server's copy changed.
+        self.kernel = KernelCache()
 
     # ----------------------------------------------------------- lifecycle
 
