@@ -271,6 +271,8 @@ def _apply(raw: _Raw, item: str) -> bool:
         raw.fs["cache"] = v
     elif key == "actimeo":
         raw.fs["actimeo"] = _seconds(key, _need(key, value))
+    elif key == "closetimeo":
+        raw.fs["closetimeo"] = _seconds(key, _need(key, value))
     elif key in ("rsize", "wsize"):
         raw.fs[key] = _positive_int(key, _need(key, value))
     elif key in ("noserverino", "serverino"):

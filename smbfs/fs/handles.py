@@ -11,23 +11,30 @@ is decided here: the file's own, unless our handles hold it under another
 of the file's names.
 
 Whether the kernel may keep a file's cached pages at an open
-(:func:`keep_pages`) is decided here too: it depends on which handles are
-open on the file and on what the file looked like when its pages were
-cached (``Node.page_sig``).
+(:func:`keep_pages`) is decided here too: it depends on the lease our
+handles hold on the file and on what the file looked like when its pages
+were cached (``Node.page_sig``, ``Node.pages_epoch``).
+
+Deferred close (:class:`Parked`): a released file handle whose lease
+caches handles (H) is kept open for ``closetimeo`` seconds, as cifs.ko
+does, so that the next open of the file costs no round trip and the
+lease, with everything cached under it, lives on in between.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 import trio
 
-from smbfs.client import compound_ops
 from smbfs.client.open import FileInfo, Open
-from smbfs.client.tree import Tree
 from smbfs.fs.inodes import Node, new_lease_key
+
+# API vocabulary of the engine: lease states are the protocol's bits.
+from smbfs.proto.oplock_break import LeaseState
 
 
 @dataclass(eq=False, slots=True)
@@ -74,6 +81,23 @@ class Handle(Gated):
     writable: bool = False
     # The lease key the open was made with (None: the engine's own).
     lease_key: bytes | None = None
+    # Data or attributes changed through this handle: its close is not
+    # deferred, because Samba sets the write time of a handle that wrote
+    # when it closes (legacy Windows semantics), and a close seconds later
+    # would move a file's mtime long after the program closed it.
+    modified: bool = False
+
+
+@dataclass(eq=False, slots=True)
+class Parked:
+    """A released file handle whose close is deferred until ``deadline``
+    (trio clock): its open, its lease key and whether it may write."""
+
+    node: Node
+    open: Open
+    writable: bool
+    lease_key: bytes | None
+    deadline: float
 
 
 @dataclass(eq=False, slots=True)
@@ -91,6 +115,10 @@ class HandleTable:
         self.dirs: dict[int, DirHandle] = {}
         self._by_node: dict[Node, list[Handle]] = {}
         self._next_fh = 1
+        # Deferred closes by node, oldest first; the closer wakes at the
+        # earliest deadline (``parked_changed`` says the set changed).
+        self.parked: dict[Node, list[Parked]] = {}
+        self.parked_changed = trio.Event()
 
     def _new_fh(self) -> int:
         fh = self._next_fh
@@ -118,7 +146,7 @@ class HandleTable:
         if not node.lease_key:
             node.lease_key = new_lease_key()
         held = any(h.lease_key == node.lease_key and not h.open.closed
-                   for h in self._by_node.get(node, ()))
+                   for h in (*self._by_node.get(node, ()), *self.parked.get(node, ())))
         if held and node.lease_path.casefold() != node.path.casefold():
             return None
         return node.lease_key
@@ -140,6 +168,100 @@ class HandleTable:
         the server files the node's lease under that name."""
         if lease_key is not None and lease_key == node.lease_key:
             node.lease_path = node.path
+
+    # ------------------------------------------------------------ leases
+
+    def opens_of(self, node: Node) -> list[Open]:
+        """Our live opens of ``node``: its handles' and its parked ones."""
+        ops = [h.open for h in self._by_node.get(node, ()) if not h.open.closed]
+        ops.extend(p.open for p in self.parked.get(node, ()) if not p.open.closed)
+        return ops
+
+    def lease_state(self, node: Node) -> int:
+        """What the server lets us cache of ``node`` right now: the state
+        of the lease our opens of it hold (0 if none)."""
+        state = 0
+        for op in self.opens_of(node):
+            if op.lease is not None:
+                state |= op.lease.state
+        return state
+
+    def read_cached(self, node: Node) -> bool:
+        """Does a lease of ours promise that nobody else changes ``node``?"""
+        return bool(self.lease_state(node) & LeaseState.SMB2_LEASE_READ_CACHING)
+
+    def files_by_node(self) -> list[Node]:
+        """The nodes with open file handles."""
+        return list(self._by_node)
+
+    def parked_open(self, node: Node, *, writable: bool = False) -> Open | None:
+        """A parked open of ``node`` (a writable one if asked) to send a
+        request through, leaving it parked."""
+        for p in self.parked.get(node, ()):
+            if not p.open.closed and (p.writable or not writable):
+                return p.open
+        return None
+
+    def nodes_with_key(self, key: bytes) -> list[Node]:
+        """The nodes whose opens (live or parked) hold the lease ``key``."""
+        found = [n for n, hs in self._by_node.items()
+                 if any(h.open.lease is not None and h.open.lease.key == key for h in hs)]
+        found.extend(n for n, ps in self.parked.items() if n not in found
+                     and any(p.open.lease is not None and p.open.lease.key == key for p in ps))
+        return found
+
+    # ---------------------------------------------------- deferred close
+
+    def park(self, h: Handle, deadline: float) -> None:
+        self.parked.setdefault(h.node, []).append(
+            Parked(h.node, h.open, h.writable, h.lease_key, deadline))
+        self._wake()
+
+    def unpark(self, node: Node, access: int) -> Parked | None:
+        """A parked open of ``node`` granting at least ``access``, taken out
+        of the parked set (None: the caller opens anew)."""
+        ps = self.parked.get(node)
+        if not ps:
+            return None
+        for p in reversed(ps):  # the newest: the furthest from its deadline
+            if not p.open.closed and \
+                    p.open.request.desired_access & access == access:
+                ps.remove(p)
+                if not ps:
+                    del self.parked[node]
+                self._wake()
+                return p
+        return None
+
+    def take_parked(self, node: Node | None = None, *, below: str | None = None,
+                    expired_at: float | None = None) -> list[Parked]:
+        """Take out (to close) the parked opens of ``node``, of every node
+        below the directory ``below``, or past their deadline at
+        ``expired_at``."""
+        out: list[Parked] = []
+        prefix = below.casefold() + "\\" if below is not None else None
+        for n in list(self.parked):
+            if node is not None and n is not node:
+                continue
+            if prefix is not None and not n.path.casefold().startswith(prefix):
+                continue
+            ps = self.parked[n]
+            keep = [p for p in ps if expired_at is not None and p.deadline > expired_at]
+            out.extend(p for p in ps if p not in keep)
+            if keep:
+                self.parked[n] = keep
+            else:
+                del self.parked[n]
+        if out:
+            self._wake()
+        return out
+
+    def next_deadline(self) -> float:
+        return min((p.deadline for ps in self.parked.values() for p in ps), default=math.inf)
+
+    def _wake(self) -> None:
+        ev, self.parked_changed = self.parked_changed, trio.Event()
+        ev.set()
 
     def add_dir(self, node: Node, op: Open) -> DirHandle:
         d = DirHandle(self._new_fh(), node, op)
@@ -176,6 +298,7 @@ class HandleTable:
     def take_all(self) -> list[Open]:
         """Forget every handle and return their opens (to close at unmount)."""
         opens = [h.open for h in self.files.values()] + [d.open for d in self.dirs.values()]
+        opens.extend(p.open for p in self.take_parked())
         self.files.clear()
         self._by_node.clear()
         self.dirs.clear()
@@ -191,29 +314,39 @@ def page_sig(info: FileInfo) -> tuple[int, int | None, int | None]:
     return info.size, info.write_ns, info.change_ns
 
 
-async def keep_pages(tree: Tree, cache: str, handles: HandleTable, node: Node,
-                     info: FileInfo) -> bool:
+_R = int(LeaseState.SMB2_LEASE_READ_CACHING)
+_W = int(LeaseState.SMB2_LEASE_WRITE_CACHING)
+
+
+def keep_pages(cache: str, node: Node, lease_state: int, info: FileInfo) -> bool:
     """May the kernel keep the file's cached pages at this open?
 
     ``cache=loose``: yes (cifs.ko's loose mode; FUSE's auto_inval_data
     still drops them when a getattr shows a new mtime or size).
-    ``cache=strict``: only when the server's copy provably did not
-    change since the pages were cached: its size, write and change
-    times equal those recorded when the pages were last known to match
-    (an open, then a close that found them unchanged), NFS's
-    close-to-open rule, read at an instant when nobody holds the file
-    open for writing (Samba holds back the write time of a writer that
-    has not closed yet: :func:`compound_ops.probe_no_writers`, one more
-    round trip, only when the times match). docs/filesystem.md has the
-    reasoning and its limits. Records ``info`` as what the pages match
-    from now on."""
+    ``cache=strict``: when the server promises they are right:
+
+    * a read lease of ours has covered the file without a break since
+      the pages were last known to match (``Node.pages_epoch`` is still
+      the node's ``read_epoch``): nobody else can have written it; no
+      round trip, no time comparison;
+    * or this open got read *and* write caching, so nobody else has the
+      file open now (any writer has closed, and with it Samba's held-back
+      write time is final), and the size, write and change times equal
+      those recorded when the pages last matched (NFS's close-to-open
+      rule);
+    * otherwise they are dropped.
+
+    Records what the pages match from now on. docs/filesystem.md has the
+    reasoning and its limits."""
     sig = page_sig(info)
-    keep = False
     if cache == "loose":
         keep = True
-    elif cache == "strict" and node.page_sig == sig \
-            and handles.of_node(node, writable=True) is None:
-        probed = await compound_ops.probe_no_writers(tree, node.path)
-        keep = probed is not None and page_sig(probed) == sig
+    elif cache != "strict":
+        keep = False
+    elif lease_state & _R and node.pages_epoch == node.read_epoch:
+        keep = True
+    else:
+        keep = bool(lease_state & _R and lease_state & _W) and node.page_sig == sig
     node.page_sig = sig
+    node.pages_epoch = node.read_epoch if lease_state & _R else -1
     return keep

@@ -110,6 +110,11 @@ class Node:
     # (size, write_ns, change_ns) of the server's copy that the kernel's
     # cached pages of this file show; None: unknown, drop them at open.
     page_sig: tuple[int, int | None, int | None] | None = None
+    # Bumped each time our read lease on the file ends (a break, our last
+    # close): pages cached while it held (``pages_epoch`` equal to it) are
+    # exact only as long as it does not move (handles.keep_pages).
+    read_epoch: int = 0
+    pages_epoch: int = -1
     # Lookup storms in a directory (stat of many names after a remount):
     # misses counted since ``miss_since``; past a few, one listing answers
     # the rest (``prefetch``: casefolded name -> attributes, trusted until
@@ -248,8 +253,12 @@ class InodeTable:
         else:
             node.expires = trio.current_time() + self.actimeo
 
-    def fresh_info(self, node: Node) -> FileInfo | None:
-        if node.info is not None and trio.current_time() < node.expires:
+    def fresh_info(self, node: Node, leased: bool = False) -> FileInfo | None:
+        """The cached attributes if still trusted: for actimeo, or while
+        ``leased`` (a read lease of ours says nobody else changes the
+        file) until a change of ours or a break invalidates them."""
+        if node.info is not None and (trio.current_time() < node.expires
+                                      or (leased and node.expires > 0.0)):
             return node.info
         return None
 

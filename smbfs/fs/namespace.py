@@ -19,6 +19,7 @@ from __future__ import annotations
 import errno
 import logging
 import secrets
+from collections.abc import Awaitable, Callable
 from typing import NoReturn
 
 import pyfuse3
@@ -43,6 +44,10 @@ _A = AccessMask
 _NOT_FOUND = (_S.STATUS_OBJECT_NAME_NOT_FOUND, _S.STATUS_OBJECT_PATH_NOT_FOUND)
 
 
+async def _nothing_parked(node: Node | None = None, *, below: str | None = None) -> None:
+    return None
+
+
 class Namespace:
     """The name changes of one mount, over its tree, inodes and handles."""
 
@@ -50,6 +55,11 @@ class Namespace:
         self.tree = tree
         self.inodes = inodes
         self.handles = handles
+        # Close deferred-close handles now (smbfs.fs.leasecache): of one
+        # node, or of everything below a directory. A parked handle would
+        # keep a deleted name delete-pending, or make Samba refuse to
+        # replace a file or rename a directory above it.
+        self.close_parked: Callable[..., Awaitable[None]] = _nothing_parked
 
     def _is_open(self, node: Node | None) -> bool:
         return node is not None and bool(node.open_handles) and not node.is_dir \
@@ -59,6 +69,8 @@ class Namespace:
 
     async def unlink(self, path: str) -> None:
         node = self.inodes.by_path(path)
+        if node is not None:
+            await self.close_parked(node)
         if node is not None and self._is_open(node):
             await self._hide(node, path)
         else:
@@ -101,6 +113,12 @@ class Namespace:
 
     async def rename(self, old: str, new: str, *, noreplace: bool) -> None:
         same = old.casefold() == new.casefold()
+        src = self.inodes.by_path(old)
+        if src is None or src.is_dir:
+            await self.close_parked(below=old)
+        target = self.inodes.by_path(new)
+        if target is not None and not same:
+            await self.close_parked(target)
         if not same and not noreplace:
             await self._clear_target(old, new)
         replace = not noreplace and not same

@@ -55,9 +55,10 @@ from smbfs.client.open import FileInfo, Open
 from smbfs.client.tree import Tree
 from smbfs.fs import posix, xattrs
 from smbfs.fs.errors import to_fuse_error
-from smbfs.fs.handles import HandleTable, keep_pages, page_sig
+from smbfs.fs.handles import Handle, HandleTable, keep_pages, page_sig
 from smbfs.fs.inodes import InodeTable, LookupPrefetch, Node, join, new_lease_key, parent_of
 from smbfs.fs.kernel import KernelCache
+from smbfs.fs.leasecache import LEASED_ATTR_TIMEOUT, FileLeases
 from smbfs.fs.namespace import Namespace
 from smbfs.fs.options import FsOptions
 
@@ -65,6 +66,7 @@ from smbfs.fs.options import FsOptions
 # CreateOptions values, and SMBError.status is an NTSTATUS code.
 from smbfs.proto.create import AccessMask, CreateOptions
 from smbfs.proto.ntstatus import NTStatus
+from smbfs.proto.oplock_break import LeaseState
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +135,9 @@ class SmbOperations(pyfuse3.Operations):
         # What the kernel caches; told to drop it when a lease or a
         # notification says the server's copy changed.
         self.kernel = KernelCache()
+        self.leases = FileLeases(tree, self.inodes, self.handles, self.kernel)
+        self.names.close_parked = self.leases.close_parked
+        self.closetimeo = 0.0 if options.cache == "none" else max(0.0, options.closetimeo)
 
     # ----------------------------------------------------------- lifecycle
 
@@ -155,11 +160,19 @@ class SmbOperations(pyfuse3.Operations):
         except SMBError as e:
             log.debug("FileFsAttributeInformation: %s", e)
         self.facts.eas_probe = await xattrs.probe(self.tree, root)
+        self.leases.start()
         maximal = self.tree.maximal_access
         self.facts.writable = bool(maximal & (_A.FILE_WRITE_DATA | _A.GENERIC_WRITE
                                               | _A.GENERIC_ALL)) if maximal else True
         log.debug("share %s: fs %r attributes %#x writable %s", self.tree.share_name,
                   self.facts.name, self.facts.attributes, self.facts.writable)
+
+    async def run(self) -> None:
+        """The mount's background work while it serves: the kernel's
+        invalidations and the deferred closes."""
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self.kernel.run)
+            nursery.start_soon(self.leases.run)
 
     async def close_all(self) -> None:
         """Close every handle still open (after unmount), best effort."""
@@ -175,16 +188,30 @@ class SmbOperations(pyfuse3.Operations):
     # ------------------------------------------------------------ attributes
 
     def attributes(self, node: Node) -> pyfuse3.EntryAttributes:
-        return posix.entry_attributes(node, self.options, self.timeout)
+        attr_timeout = self.timeout
+        if attr_timeout > 0 and not node.is_dir and self.handles.read_cached(node):
+            # Exact while the read lease holds; its break or end tells the
+            # kernel to forget (leasecache).
+            attr_timeout = LEASED_ATTR_TIMEOUT
+        return posix.entry_attributes(node, self.options, self.timeout, attr_timeout)
+
+    def _fresh(self, node: Node) -> FileInfo | None:
+        """Cached attributes still to be trusted: for actimeo, or while a
+        read lease of ours covers the file."""
+        leased = self.timeout > 0 and not node.is_dir and self.handles.read_cached(node)
+        return self.inodes.fresh_info(node, leased)
 
     async def _refresh(self, node: Node) -> FileInfo:
         """Fresh attributes from the server: through an open handle when we
         have one (it survives an unlink), else a one-round-trip stat."""
         since = self.inodes.stamp()
         h = self.handles.of_node(node)
+        parked = self.handles.parked_open(node) if h is None else None
         if h is not None:
             async with h.using() as op:
                 info = await op.query_attributes()
+        elif parked is not None:
+            info = await parked.query_attributes()
         elif node is self.inodes.root and self.root_open is not None:
             info = await self.root_open.query_attributes()
         else:
@@ -223,6 +250,8 @@ class SmbOperations(pyfuse3.Operations):
         posix.check_lookup_name(n, self.facts.max_name)
         path = join(parent.path, n)
         node = self.inodes.by_path(path)
+        # Not _fresh: a file lease says nothing about the file's name
+        # (another client may delete or rename it without breaking R).
         if node is not None and self.inodes.fresh_info(node) is not None:
             return self._entry(node)
         if self.inodes.known_absent(parent, n):
@@ -262,7 +291,7 @@ class SmbOperations(pyfuse3.Operations):
     async def getattr(self, inode: int,
                       ctx: pyfuse3.RequestContext | None = None) -> pyfuse3.EntryAttributes:
         node = self.inodes.get(inode)
-        if self.inodes.fresh_info(node) is None:
+        if self._fresh(node) is None:
             await self._refresh(node)
         return self.attributes(node)
 
@@ -285,6 +314,7 @@ class SmbOperations(pyfuse3.Operations):
             # handle if there is one, or Samba's update of the write time
             # at that handle's close would undo an explicit mtime (cp -a).
             handle = self.handles.of_node(node, writable=True)
+        parked = self.handles.parked_open(node, writable=True) if handle is None else None
         sets = self._setattr_infos(node, attr, fields)
         if not sets:
             # A chmod that changes nothing SMB stores: nothing to send.
@@ -295,8 +325,11 @@ class SmbOperations(pyfuse3.Operations):
         self.inodes.content_changed(node)
         since = self.inodes.stamp()
         if handle is not None:
+            handle.modified = True
             async with handle.using() as op:
                 info = await compound_ops.set_info_query(op, sets)
+        elif parked is not None:
+            info = await compound_ops.set_info_query(parked, sets)
         else:
             access = 0
             if fields.update_size:
@@ -444,6 +477,20 @@ class SmbOperations(pyfuse3.Operations):
         access, writable = posix.access_for(flags)
         if writable or flags & os.O_TRUNC:
             self._check_writable()
+        parked = self.handles.unpark(node, access)
+        if parked is not None:
+            # Deferred close: the handle released a moment ago serves this
+            # open, no round trip (its lease was kept all along).
+            try:
+                fi = await self._open_with(node, parked.open, flags, writable,
+                                           parked.lease_key)
+            except BaseException:
+                with trio.CancelScope(shield=True):
+                    await parked.open.close(post_query=False)
+                    self.leases.closed(node, None)
+                raise
+            self.inodes.closed(node)  # the parked open's count moves to the handle
+            return fi
         key = self.handles.lease_key_for(node)
         op = await self.tree.create(node.path, desired_access=access, lease=True,
                                     durable=True, lease_key=key,
@@ -454,19 +501,29 @@ class SmbOperations(pyfuse3.Operations):
             key = op.lease.key
             self.handles.adopt_key(node, key)
         try:
-            if flags & os.O_TRUNC and writable:
-                await op.truncate(0)
-                self.inodes.invalidate(node)
-                node.page_sig = None
-                keep = False
-            else:
-                keep = await keep_pages(self.tree, self.options.cache, self.handles, node,
-                                        op.info)
+            return await self._open_with(node, op, flags, writable, key)
         except BaseException:
             with trio.CancelScope(shield=True):
                 await op.close(post_query=False)
             raise
-        return self._register(node, op, writable, keep, key)
+
+    async def _open_with(self, node: Node, op: Open, flags: int, writable: bool,
+                             key: bytes | None) -> pyfuse3.FileInfo:
+        """Register ``op`` (new, or parked until now) as a handle of
+        ``node`` opened with ``flags``, deciding about the cached pages."""
+        state = self.handles.lease_state(node) | (op.lease.state if op.lease else 0)
+        truncate = bool(flags & os.O_TRUNC) and writable
+        if truncate:
+            await op.truncate(0)
+            self.inodes.invalidate(node)
+            node.page_sig = None
+            keep = False
+        else:
+            keep = keep_pages(self.options.cache, node, state, op.info)
+        fi = self._register(node, op, writable, keep, key)
+        if truncate:
+            self.handles.files[fi.fh].modified = True
+        return fi
 
     @_fuse_op
     async def create(self, parent_inode: int, name: bytes, mode: int, flags: int,
@@ -522,6 +579,7 @@ class SmbOperations(pyfuse3.Operations):
         h = self.handles.files[fh]
         if not h.writable:
             raise pyfuse3.FUSEError(errno.EBADF)
+        h.modified = True
         async with h.using() as op:
             n = await op.write(off, buf)
         node = h.node
@@ -552,20 +610,29 @@ class SmbOperations(pyfuse3.Operations):
             return
         if h.writable:
             self.inodes.content_changed(h.node)
+        if self._may_park(h):
+            # Deferred close: kept open (and the node with it) until
+            # closetimeo passes or the server wants handle caching back.
+            self.handles.park(h, trio.current_time() + self.closetimeo)
+            return
+        info = None
         try:
             since = self.inodes.stamp()
             async with h.using() as op:
                 info = await op.close()
-            if info is None or page_sig(info) != h.node.page_sig:
-                # Changed while open (by us or anyone): the pages may not
-                # match what the server holds.
-                h.node.page_sig = None
             if info is not None and h.node.info is not None and not h.node.is_dir:
                 info.file_id = h.node.server_id
                 info.nlink = h.node.info.nlink
                 self.inodes.set_info(h.node, info, since)
         finally:
-            self.inodes.closed(h.node)
+            self.leases.closed(h.node, info)
+
+    def _may_park(self, h: Handle) -> bool:
+        op = h.open
+        return (self.closetimeo > 0 and not h.modified and not h.node.unlinked
+                and not op.closed
+                and op.lease is not None
+                and bool(op.lease.state & LeaseState.SMB2_LEASE_HANDLE_CACHING))
 
     # ------------------------------------------------------------ name changes
 

@@ -23,7 +23,9 @@ class FsOptions:
     mount.cifs compatibility and mean the same here. ``file_mode`` and
     ``dir_mode`` are the permission bits shown; the read-only attribute
     clears their write bits. ``actimeo`` bounds how long attributes and
-    directory entries are trusted without a lease. ``rsize``/``wsize`` cap
+    directory entries are trusted without a lease. ``closetimeo``: how long a
+    released file handle is kept open while its lease caches handles
+    (deferred close; cifs.ko's name and default). ``rsize``/``wsize`` cap
     the engine's chunk sizes (None: what the server negotiated).
     ``fsname`` is the source shown by ``mount`` and ``df`` ("//server/share").
     """
@@ -37,6 +39,7 @@ class FsOptions:
     read_only: bool = False
     cache: CacheMode = "strict"
     actimeo: float = 1.0
+    closetimeo: float = 5.0
     noserverino: bool = False
     allow_other: bool = False
     rsize: int | None = None

@@ -153,8 +153,8 @@ def without_readonly(attributes: int) -> int:
     return (attributes & ~_READONLY) or _NORMAL
 
 
-def entry_attributes(node: Node, options: FsOptions,
-                     timeout: float) -> pyfuse3.EntryAttributes:
+def entry_attributes(node: Node, options: FsOptions, timeout: float,
+                     attr_timeout: float | None = None) -> pyfuse3.EntryAttributes:
     """What stat(2) shows of ``node``: the mount's uid/gid and modes (SMB
     without unix extensions has no per-file owner or mode), the read-only
     attribute as a missing write bit, one link for a directory and none for
@@ -165,7 +165,7 @@ def entry_attributes(node: Node, options: FsOptions,
     a.st_ino = node.ino
     a.generation = 0
     a.entry_timeout = timeout
-    a.attr_timeout = timeout
+    a.attr_timeout = timeout if attr_timeout is None else attr_timeout
     if node.is_dir:
         mode = stat.S_IFDIR | (options.dir_mode & 0o7777)
     else:

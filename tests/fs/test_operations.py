@@ -10,6 +10,7 @@ from typing import Any
 
 import pyfuse3
 import pytest
+import trio
 
 from smbfs.client import ClientConfig, Tree, open_session
 from smbfs.devserver import PrivateSamba
@@ -182,9 +183,12 @@ async def test_create_in_known_directory(ops: SmbOperations, samba: PrivateSamba
 
 
 async def test_keep_cache_only_when_provably_unchanged(ops: SmbOperations,
-                                                       samba: PrivateSamba) -> None:
-    """cache=strict: the pages are kept at an open only when the file is
-    unchanged since they were cached and nobody holds it open for writing."""
+                                                       samba: PrivateSamba,
+                                                       tmp_path: Any) -> None:
+    """cache=strict: the pages are kept at an open while a read lease of
+    ours has covered the file since they were cached (our own writers write
+    through the same pages), and dropped once another client's change
+    broke it."""
     name = f"kc-{os.getpid()}"
     server = samba.share_path(samba.shares.rw) / name
     fi, attr = await ops.create(pyfuse3.ROOT_INODE, name.encode(), 0o644,
@@ -198,23 +202,85 @@ async def test_keep_cache_only_when_provably_unchanged(ops: SmbOperations,
             keeps.append(fi.keep_cache)
             await ops.release(fi.fh)
         assert keeps == [False, True]
-        # A writer of ours: no keeping while it is open, nor after it wrote.
         w = await ops.open(attr.st_ino, os.O_WRONLY, None)  # type: ignore[arg-type]
         r = await ops.open(attr.st_ino, os.O_RDONLY, None)  # type: ignore[arg-type]
-        assert not r.keep_cache
+        assert r.keep_cache
         await ops.write(w.fh, 0, b"B")
         await ops.release(w.fh)
         await ops.release(r.fh)
         fi = await ops.open(attr.st_ino, os.O_RDONLY, None)  # type: ignore[arg-type]
-        assert not fi.keep_cache
+        assert fi.keep_cache
         await ops.release(fi.fh)
-        # Changed on the server (same size): dropped.
-        server.write_bytes(b"C" * 100)
+        # Changed by another client (same size): the break drops them.
+        local = tmp_path / "c"
+        local.write_bytes(b"C" * 100)
+        breaks = ops.leases.breaks_handled
+        # In a thread: the break must be acknowledged by this trio loop.
+        r2 = await trio.to_thread.run_sync(samba.smbclient, samba.shares.rw,
+                                           f'put "{local}" "{name}"')
+        assert r2.returncode == 0, r2.stdout + r2.stderr
+        assert ops.leases.breaks_handled > breaks
         fi = await ops.open(attr.st_ino, os.O_RDONLY, None)  # type: ignore[arg-type]
         assert not fi.keep_cache
+        assert await ops.read(fi.fh, 0, 100) == b"C" * 100
         await ops.release(fi.fh)
     finally:
         server.unlink()
+
+
+async def test_stat_and_reopen_under_a_lease_cost_nothing(ops: SmbOperations,
+                                                          samba: PrivateSamba) -> None:
+    """While a read lease covers the file, a second getattr is answered
+    locally; within closetimeo a released handle serves the next open."""
+    name = f"rt-{os.getpid()}"
+    server = samba.share_path(samba.shares.rw) / name
+    server.write_bytes(b"z" * 10)
+    try:
+        attr = await ops.lookup(pyfuse3.ROOT_INODE, name.encode(), None)  # type: ignore
+        fi = await ops.open(attr.st_ino, os.O_RDONLY, None)  # type: ignore[arg-type]
+        await ops.getattr(attr.st_ino)
+        before = ops.tree.round_trips
+        for _ in range(5):
+            assert (await ops.getattr(attr.st_ino)).st_size == 10
+        assert ops.tree.round_trips == before
+        await ops.release(fi.fh)
+        for _ in range(5):
+            fi = await ops.open(attr.st_ino, os.O_RDONLY, None)  # type: ignore[arg-type]
+            assert await ops.read(fi.fh, 0, 10) == b"z" * 10
+            await ops.release(fi.fh)
+        # Reads go to the server (no kernel here), the opens did not.
+        assert ops.tree.round_trips == before + 5
+        assert [o for f in samba.open_files() if str(f.get("filename", "")).endswith(name)
+                for o in (f.get("opens") or {}).values()]
+    finally:
+        await ops.leases.close_parked()
+        server.unlink()
+
+
+async def test_parked_handle_closes_at_its_deadline(samba: PrivateSamba) -> None:
+    cfg = ClientConfig(host=samba.host, port=samba.port, username=samba.user.name,
+                       password=samba.user.password)
+    name = f"dl-{os.getpid()}"
+    server = samba.share_path(samba.shares.rw) / name
+    server.write_bytes(b"q")
+    async with open_session(cfg) as session:
+        tree = await Tree.connect(session, samba.shares.rw)
+        o = SmbOperations(tree, "", FsOptions(actimeo=60, closetimeo=0.2))
+        await o.start()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(o.run)
+            attr = await o.lookup(pyfuse3.ROOT_INODE, name.encode(), None)  # type: ignore
+            fi = await o.open(attr.st_ino, os.O_RDONLY, None)  # type: ignore[arg-type]
+            await o.release(fi.fh)
+            assert o.handles.parked
+            with trio.fail_after(5):
+                while o.leases.parked_closed == 0:
+                    await trio.sleep(0.02)
+            assert not o.handles.parked
+            nursery.cancel_scope.cancel()
+        await o.close_all()
+        await tree.disconnect()
+    server.unlink()
 
 
 async def test_lookup_storm_lists_once(ops: SmbOperations, samba: PrivateSamba) -> None:
