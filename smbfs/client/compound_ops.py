@@ -31,7 +31,6 @@ from smbfs.proto.create import (
     CreateRequest,
     CreateResponse,
     OplockLevel,
-    ShareAccess,
 )
 from smbfs.proto.create_contexts import (
     AnyCreateContext,
@@ -169,7 +168,19 @@ async def rename(tree: Tree, path: str, new_path: str, *, replace: bool = False)
         file_id=RELATED, buffer=info.encode(),
     )
     try:
-        await _chain(tree, [create, setinfo, CloseRequest(file_id=RELATED)])
+        results = await _compound(tree, [create, setinfo, CloseRequest(file_id=RELATED)])
+        if not isinstance(results[0], SMBError) and isinstance(results[1], SMBError) \
+                and results[1].status == NTStatus.STATUS_INTERNAL_ERROR:
+            # The rename has to wait for another client to give up its
+            # handle caching ([MS-SMB2] 3.3.4.7, a lease break); Samba 4.17
+            # cannot wait in the middle of a compound and says
+            # STATUS_INTERNAL_ERROR. The same rename, one request at a time.
+            log.debug("rename %r: sent again uncompounded", path)
+            await _rename_uncompounded(tree, create, setinfo)
+        else:
+            for r in results:
+                if isinstance(r, SMBError):
+                    raise r
     except SMBError as e:
         # Replayed after a reconnect with the source gone and the target
         # there: the lost first attempt did it. Not blindly repeated, not
@@ -178,6 +189,16 @@ async def rename(tree: Tree, path: str, new_path: str, *, replace: bool = False)
             raise
         log.info("rename %r -> %r: done by the attempt lost with the connection", path, target)
     tree.renamed(path, target)
+
+
+async def _rename_uncompounded(tree: Tree, create: CreateRequest,
+                               setinfo: SetInfoRequest) -> None:
+    resp = await tree.request(create)
+    file_id = resp.decode(CreateResponse).file_id
+    try:
+        await tree.request(dataclasses.replace(setinfo, file_id=file_id))
+    finally:
+        await tree.request(CloseRequest(file_id=file_id))
 
 
 async def delete(tree: Tree, path: str, *, directory: bool | None = None) -> None:
@@ -340,38 +361,6 @@ def basic_info(*, access_ns: int | None = None, write_ns: int | None = None,
 def end_of_file_info(size: int) -> tuple[int, bytes]:
     return (FileInformationClass.FileEndOfFileInformation,
             FileEndOfFileInformation(size).encode())
-
-
-async def probe_no_writers(tree: Tree, path: str) -> FileInfo | None:
-    """CREATE(read data, sharing read and delete but not write) + CLOSE: the
-    attributes of ``path`` at an instant when no open anywhere has write
-    access to it, or None when one has (STATUS_SHARING_VIOLATION,
-    [MS-FSA] 2.1.5.1.2 share access check; an attributes-only open would
-    skip that check, hence FILE_READ_DATA).
-
-    Why: a server may hold back the write time of a file written through a
-    handle still open (Samba reports the old one until that close), so
-    times alone cannot prove a file unchanged; with no writer open, every
-    write has been closed and its close has set the time."""
-    path = _normalize(path)
-    # Under our lease key when we hold the file open (so the probe does not
-    # break our own lease), with the sharing that makes it a probe.
-    create = dataclasses.replace(
-        _create(tree, path, AccessMask.FILE_READ_DATA | AccessMask.FILE_READ_ATTRIBUTES
-                | AccessMask.SYNCHRONIZE, options=CreateOptions.FILE_NON_DIRECTORY_FILE),
-        share_access=ShareAccess.FILE_SHARE_READ | ShareAccess.FILE_SHARE_DELETE)
-    results = await _compound(tree, [create, CloseRequest(file_id=RELATED)])
-    r = results[0]
-    if isinstance(r, SMBError):
-        if r.status == NTStatus.STATUS_SHARING_VIOLATION:
-            return None
-        raise r
-    body = r.decode(CreateResponse)  # malformed: a dropped connection
-    return FileInfo.from_times(
-        body.creation_time, body.last_access_time, body.last_write_time, body.change_time,
-        body.end_of_file, body.allocation_size, body.file_attributes,
-        name=path.rsplit("\\", 1)[-1],
-    )
 
 
 async def mkdir_stat(tree: Tree, path: str) -> FileInfo:

@@ -81,11 +81,14 @@ class Handle(Gated):
     writable: bool = False
     # The lease key the open was made with (None: the engine's own).
     lease_key: bytes | None = None
-    # Data or attributes changed through this handle: its close is not
-    # deferred, because Samba sets the write time of a handle that wrote
-    # when it closes (legacy Windows semantics), and a close seconds later
-    # would move a file's mtime long after the program closed it.
-    modified: bool = False
+    # Written (or truncated) through this handle since the last close(2)
+    # of it (FUSE flush): then the write time is set explicitly at that
+    # close(2). Why: Samba sets the write time of a handle that wrote when
+    # the handle closes (legacy Windows semantics), which is at FUSE
+    # release, after close(2) returned, or closetimeo later for a parked
+    # handle; an mtime that moves after close(2) breaks close-to-open for
+    # every other client (and make). An explicitly set time stays.
+    dirty: bool = False
 
 
 @dataclass(eq=False, slots=True)
@@ -288,6 +291,9 @@ class HandleTable:
             if not h.open.closed and (h.writable or not writable):
                 return h
         return None
+
+    def of_node_all(self, node: Node) -> list[Handle]:
+        return list(self._by_node.get(node, ()))
 
     def below(self, path: str) -> list[Gated]:
         """The handles open on paths below the directory ``path``."""

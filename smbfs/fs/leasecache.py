@@ -93,6 +93,12 @@ class FileLeases:
                       event.new_state)
             if lost & _W:
                 await self.flush(node)
+                if self.handles.of_node(node, writable=True) is not None:
+                    # Pages dirtied through a shared mmap live in the
+                    # kernel: dropping them writes them back (FUSE WRITEs
+                    # served meanwhile), so they are on the server before
+                    # the acknowledgment too.
+                    await self.kernel.drop_inode(node.ino)
             if lost & _R:
                 self._read_lease_gone(node)
                 # Before the acknowledgment: the other client's write

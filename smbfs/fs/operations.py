@@ -42,6 +42,7 @@ import errno
 import functools
 import logging
 import os
+import time
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
@@ -324,8 +325,13 @@ class SmbOperations(pyfuse3.Operations):
         self.inodes.invalidate(node)
         self.inodes.content_changed(node)
         since = self.inodes.stamp()
+        if fields.update_mtime:
+            # The program's time wins over the one a close(2) would set.
+            for other in self.handles.of_node_all(node):
+                other.dirty = False
+        elif fields.update_size and handle is not None:
+            handle.dirty = True
         if handle is not None:
-            handle.modified = True
             async with handle.using() as op:
                 info = await compound_ops.set_info_query(op, sets)
         elif parked is not None:
@@ -522,7 +528,7 @@ class SmbOperations(pyfuse3.Operations):
             keep = keep_pages(self.options.cache, node, state, op.info)
         fi = self._register(node, op, writable, keep, key)
         if truncate:
-            self.handles.files[fi.fh].modified = True
+            self.handles.files[fi.fh].dirty = True
         return fi
 
     @_fuse_op
@@ -579,9 +585,9 @@ class SmbOperations(pyfuse3.Operations):
         h = self.handles.files[fh]
         if not h.writable:
             raise pyfuse3.FUSEError(errno.EBADF)
-        h.modified = True
         async with h.using() as op:
             n = await op.write(off, buf)
+        h.dirty = True
         node = h.node
         if node.info is not None:
             # Keep the size we know current without a round trip; times come
@@ -592,9 +598,22 @@ class SmbOperations(pyfuse3.Operations):
 
     @_fuse_op
     async def flush(self, fh: int) -> None:
-        # Nothing is buffered here (writes are synchronous), so close(2) has
-        # no data to push; SMB2 FLUSH is for fsync only (like cifs.ko).
-        return None
+        # close(2). SMB2 FLUSH is for fsync only (like cifs.ko). A handle
+        # that wrote gets its write time set now, with the attributes it
+        # leaves in the same round trip (Handle.dirty says why).
+        h = self.handles.files.get(fh)
+        if h is None or not h.dirty:
+            return
+        h.dirty = False
+        node = h.node
+        self.inodes.invalidate(node)
+        since = self.inodes.stamp()
+        async with h.using() as op:
+            info = await compound_ops.set_info_query(
+                op, [compound_ops.basic_info(write_ns=time.time_ns() // 100 * 100)])
+        if not info.file_id:
+            info.file_id = node.server_id
+        self.inodes.set_info(node, info, since)
 
     @_fuse_op
     async def fsync(self, fh: int, datasync: bool) -> None:
@@ -629,7 +648,7 @@ class SmbOperations(pyfuse3.Operations):
 
     def _may_park(self, h: Handle) -> bool:
         op = h.open
-        return (self.closetimeo > 0 and not h.modified and not h.node.unlinked
+        return (self.closetimeo > 0 and not h.dirty and not h.node.unlinked
                 and not op.closed
                 and op.lease is not None
                 and bool(op.lease.state & LeaseState.SMB2_LEASE_HANDLE_CACHING))

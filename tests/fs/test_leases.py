@@ -23,7 +23,8 @@ def _opens(samba: PrivateSamba, name: str) -> list[dict[str, Any]]:
     """The server's opens of the file whose last name component is ``name``."""
     out = []
     for f in samba.open_files():
-        if str(f.get("filename", "")).replace("\\", "/").rsplit("/", 1)[-1] == name:
+        fn = str(f.get("filename", "")).replace("\\", "/")
+        if fn == name or fn.endswith("/" + name):
             out.extend((f.get("opens") or {}).values())
     return out
 
@@ -49,7 +50,7 @@ def test_one_lease_per_file_across_opens_and_renames(samba: PrivateSamba,
         w.write(b"x" * 1000)
         w.flush()
         with open(p, "rb") as r:
-            leases = _leases(samba, "leased")
+            leases = _leases(samba, f"{work.name}/leased")
             assert len(leases) == 2, samba.open_files()
             (k1, s1), (k2, s2) = leases
             # Both handles under one key, still read/write/handle: the
@@ -59,19 +60,19 @@ def test_one_lease_per_file_across_opens_and_renames(samba: PrivateSamba,
             os.rename(p, moved)  # renaming an open file keeps its key
             with open(moved, "rb") as r2:
                 assert r2.read() == b"x" * 1000
-                leases = _leases(samba, "moved")
+                leases = _leases(samba, f"{work.name}/moved")
                 assert [k for k, _ in leases] == [k1] * 3, leases
                 assert {s for _, s in leases} == {"RWH"}, leases
             assert r.read() == b"x" * 1000
-    _wait(lambda: not _opens(samba, "moved"), "the last close")
+    _wait(lambda: not _opens(samba, f"{work.name}/moved"), "the last close")
 
 
 def test_a_new_file_gets_its_own_key(samba: PrivateSamba, work: WorkDir) -> None:
     with open(work.path / "a", "wb") as a, open(work.path / "b", "wb") as b:
         a.write(b"a")
         b.write(b"b")
-        (ka, sa), = _leases(samba, "a")
-        (kb, sb), = _leases(samba, "b")
+        (ka, sa), = _leases(samba, f"{work.name}/a")
+        (kb, sb), = _leases(samba, f"{work.name}/b")
         assert ka and kb and ka != kb and sa == sb == "RWH"
 
 
@@ -87,7 +88,7 @@ def test_another_client_breaks_our_lease_without_waiting(samba: PrivateSamba, wo
     with open(p, "w+b") as f:
         f.write(b"from the mount\n")
         f.flush()
-        assert [s for _, s in _leases(samba, "shared")] == ["RWH"]
+        assert [s for _, s in _leases(samba, f"{work.name}/shared")] == ["RWH"]
         start = time.monotonic()
         r = samba.smbclient(samba.shares.rw, f'get "{work.name}/shared" "{got}"',
                             timeout=BOUND)
@@ -95,7 +96,7 @@ def test_another_client_breaks_our_lease_without_waiting(samba: PrivateSamba, wo
         assert time.monotonic() - start < BOUND
         assert got.read_bytes() == b"from the mount\n"
         # Our lease lost its write caching to the reader.
-        assert [s for _, s in _leases(samba, "shared")] in (["RH"], ["R"])
+        assert [s for _, s in _leases(samba, f"{work.name}/shared")] in (["RH"], ["R"])
         start = time.monotonic()
         r = samba.smbclient(samba.shares.rw, f'put "{up}" "{work.name}/shared"',
                             timeout=BOUND)
@@ -119,7 +120,7 @@ def test_hard_link_opened_while_the_other_name_is_open(samba: PrivateSamba,
         assert os.stat(b).st_ino == os.fstat(fa.fileno()).st_ino
         with open(b, "rb") as fb:
             assert fb.read() == b"linked"
-            keys = {k for k, _ in _leases(samba, "a") + _leases(samba, "b")}
+            keys = {k for k, _ in _leases(samba, f"{work.name}/a") + _leases(samba, f"{work.name}/b")}
             assert len(keys) == 2, samba.open_files()
         fa.write(b"L")
     assert b.read_bytes() == b"Linked"
