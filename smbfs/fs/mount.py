@@ -228,6 +228,7 @@ async def _run_fuse(ops: SmbOperations, mp: str, options: FsOptions,
             nursery.start_soon(ready)
             ops.kernel.live = True
             nursery.start_soon(ops.kernel.run)
+            nursery.start_soon(ops.dircache.run)
             try:
                 await pyfuse3.main()
             finally:

@@ -54,6 +54,7 @@ from smbfs.client.errors import SMBError
 from smbfs.client.open import FileInfo, Open
 from smbfs.client.tree import Tree
 from smbfs.fs import posix, xattrs
+from smbfs.fs.dircache import DirCache
 from smbfs.fs.errors import to_fuse_error
 from smbfs.fs.handles import HandleTable, keep_pages, page_sig
 from smbfs.fs.inodes import InodeTable, LookupPrefetch, Node, join, new_lease_key, parent_of
@@ -133,6 +134,11 @@ class SmbOperations(pyfuse3.Operations):
         # What the kernel caches; told to drop it when a lease or a
         # notification says the server's copy changed.
         self.kernel = KernelCache()
+        # Directories in active use, their names exact while a directory
+        # lease or a change notification covers them (smbfs.fs.dircache).
+        self.dircache = DirCache(tree, self.inodes, self.kernel,
+                                 enabled=options.cache != "none" and timeout > 0,
+                                 timeout=timeout)
 
     # ----------------------------------------------------------- lifecycle
 
@@ -163,6 +169,7 @@ class SmbOperations(pyfuse3.Operations):
 
     async def close_all(self) -> None:
         """Close every handle still open (after unmount), best effort."""
+        await self.dircache.close()
         opens = self.handles.take_all()
         if self.root_open is not None:
             opens.append(self.root_open)
@@ -197,6 +204,7 @@ class SmbOperations(pyfuse3.Operations):
     def _entry(self, node: Node) -> pyfuse3.EntryAttributes:
         """Attributes handed to the kernel with a new reference to ``node``."""
         self.inodes.lookup(node)
+        self.dircache.given(node)
         return self.attributes(node)
 
     async def _stat_path(self, path: str) -> Node:
@@ -224,6 +232,11 @@ class SmbOperations(pyfuse3.Operations):
         path = join(parent.path, n)
         node = self.inodes.by_path(path)
         if node is not None and self.inodes.fresh_info(node) is not None:
+            self.dircache.use(parent)
+            return self._entry(node)
+        # A covered directory answers from its exact listing (ENOENT too).
+        node = self.dircache.lookup(parent, n, path)
+        if node is not None:
             return self._entry(node)
         if self.inodes.known_absent(parent, n):
             # Not in a directory we made less than actimeo ago, whose names
@@ -344,9 +357,14 @@ class SmbOperations(pyfuse3.Operations):
         d = self.handles.dirs[fh]
         if start_id == 0 or d.entries is None:
             d.since = self.inodes.stamp()
-            async with d.using() as op:
-                entries = await op.list_directory()
-            d.entries = [e for e in entries if not posix.is_hidden(e.name)]
+            cached = self.dircache.listing(d.node)
+            if cached is not None:
+                d.entries = cached
+            else:
+                async with d.using() as op:
+                    entries = await op.list_directory()
+                d.entries = [e for e in entries if not posix.is_hidden(e.name)]
+                self.dircache.listed(d.node, d.entries, d.since)
         base = d.node.path
         # "." and ".." first (ls -a shows them; the kernel does not make them
         # up); per libfuse they carry no lookup reference.
@@ -369,6 +387,7 @@ class SmbOperations(pyfuse3.Operations):
                 self.inodes.forget(node.ino, 0)
                 break
             self.inodes.lookup(node)
+            self.dircache.given(node)
 
     def _dot_attrs(self, node: Node) -> pyfuse3.EntryAttributes:
         if node.info is None:
@@ -406,6 +425,7 @@ class SmbOperations(pyfuse3.Operations):
             raise
         self.inodes.listed(path)
         self.inodes.touched(parent)
+        self.dircache.added(parent, n, info)
         node = self.inodes.remember(path, info, since)
         self.inodes.set_listing(node, set())  # new, hence empty
         return self._entry(node)
@@ -420,6 +440,7 @@ class SmbOperations(pyfuse3.Operations):
         await paths.rmdir(self.tree, path)
         self.inodes.removed(path)
         self.inodes.touched(parent)
+        self.dircache.removed(parent, n)
 
     # ------------------------------------------------------------------ files
 
@@ -505,6 +526,7 @@ class SmbOperations(pyfuse3.Operations):
                     await op.close(post_query=False)
                 raise
         node = self.inodes.remember(path, info)
+        self.dircache.added(parent, n, info)
         node.server_id = info.file_id
         node.page_sig = page_sig(op.info)  # the pages are dropped at this open
         self.handles.adopt_key(node, key)
@@ -577,6 +599,7 @@ class SmbOperations(pyfuse3.Operations):
         self._check_writable()
         await self.names.unlink(join(parent.path, n))
         self.inodes.touched(parent)
+        self.dircache.removed(parent, n)
 
     @_fuse_op
     async def rename(self, parent_inode_old: int, name_old: bytes, parent_inode_new: int,
@@ -591,6 +614,7 @@ class SmbOperations(pyfuse3.Operations):
         await self.names.rename(old, join(new_parent.path, nn), noreplace=noreplace)
         self.inodes.touched(old_parent)
         self.inodes.touched(new_parent)
+        self.dircache.renamed(old_parent, old.rsplit("\\", 1)[-1], new_parent, nn)
 
     @_fuse_op
     async def link(self, inode: int, new_parent_inode: int, new_name: bytes,
@@ -604,6 +628,7 @@ class SmbOperations(pyfuse3.Operations):
         await self.names.link(node, path)
         self.inodes.touched(parent)
         new_node = await self._stat_path(path)
+        self.dircache.added(parent, n, new_node.info)
         if new_node is not node:
             self.inodes.invalidate(node)
         return self._entry(new_node)
