@@ -214,6 +214,20 @@ class DirCache:
             await cov.establishing.wait()
         return cov is not None and cov.exact
 
+    async def release(self, path: str) -> None:
+        """Before our own rmdir or rename of ``path``: a handle we hold on
+        it or below would keep a removed directory in existence (delete
+        pending until the last close) and makes Samba refuse to rename a
+        directory with opens below it. Drop those, closing their handles."""
+        k = path.casefold()
+        doomed = [c for c in self._covered.values()
+                  if c.node.path.casefold() == k or c.node.path.casefold().startswith(k + "\\")]
+        for cov in doomed:
+            self._by_key.pop(cov.key, None)
+            if self._covered.get(cov.node.ino) is cov:
+                del self._covered[cov.node.ino]
+            await self._retire(cov)
+
     def _drop(self, cov: Covered) -> None:
         """Out of the set: its handle closed and its watch ended (in the
         background); the kernel's entries expire by actimeo as elsewhere."""
@@ -435,6 +449,15 @@ class DirCache:
             return  # only handle caching given up: the names stay exact
         cov.broken = True
         self._invalidate_all(cov)
+        if not event.new_state & LeaseState.SMB2_LEASE_HANDLE_CACHING:
+            # Handle caching withdrawn: someone needs our handle gone (a
+            # delete, a rename of the directory or above). Closed after the
+            # acknowledgment, by a task of our own.
+            op, cov.op = cov.op, None
+            if cov.watch is not None:
+                cov.watch.cancel()
+            if op is not None and self._nursery is not None:
+                self._nursery.start_soon(self._close_quietly, op)
         await self.kernel.drop_inode(cov.node.ino, attr_only=True)
 
     def _on_state(self, state: str, detail: str) -> None:

@@ -137,7 +137,8 @@ class SmbOperations(pyfuse3.Operations):
         # Directories in active use, their names exact while a directory
         # lease or a change notification covers them (smbfs.fs.dircache).
         self.dircache = DirCache(tree, self.inodes, self.kernel,
-                                 enabled=options.cache != "none" and timeout > 0,
+                                 enabled=options.dircache and options.cache != "none"
+                                 and timeout > 0,
                                  timeout=timeout)
 
     # ----------------------------------------------------------- lifecycle
@@ -437,6 +438,7 @@ class SmbOperations(pyfuse3.Operations):
         n = posix.decode_name(name)
         self._check_writable()
         path = join(parent.path, n)
+        await self.dircache.release(path)
         await paths.rmdir(self.tree, path)
         self.inodes.removed(path)
         self.inodes.touched(parent)
@@ -611,6 +613,8 @@ class SmbOperations(pyfuse3.Operations):
         nn = posix.decode_name(name_new)
         posix.check_name(nn)
         self._check_writable()
+        await self.dircache.release(old)
+        await self.dircache.release(join(new_parent.path, nn))  # a directory replaced
         await self.names.rename(old, join(new_parent.path, nn), noreplace=noreplace)
         self.inodes.touched(old_parent)
         self.inodes.touched(new_parent)

@@ -60,8 +60,8 @@ def test_other_clients_changes_seen_at_once(samba: PrivateSamba, mount_factory: 
     server = samba.share_path(samba.shares.rw) / name
     server.mkdir()
     server.chmod(0o777)
-    a = mount_factory(actimeo=60)
-    b = mount_factory(actimeo=60)
+    a = mount_factory(actimeo=60, dircache=True)
+    b = mount_factory(actimeo=60, dircache=True)
     da, db = a.path / name, b.path / name
     assert os.listdir(da) == []
     assert not _exists(da / "f")  # the lookups that make the directory covered
@@ -102,7 +102,7 @@ async def ops(samba: PrivateSamba) -> AsyncIterator[SmbOperations]:
                        password=samba.user.password)
     async with open_session(cfg) as session:
         tree = await Tree.connect(session, samba.shares.rw)
-        o = SmbOperations(tree, "", FsOptions(actimeo=60))
+        o = SmbOperations(tree, "", FsOptions(actimeo=60, dircache=True))
         await o.start()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(o.dircache.run)
