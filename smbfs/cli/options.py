@@ -278,6 +278,10 @@ def _apply(raw: _Raw, item: str) -> bool:
     elif key in ("noserverino", "serverino"):
         _flag(key, value)
         raw.fs["noserverino"] = key == "noserverino"
+    elif key in ("dircache", "nodircache"):
+        # smbfs's own: directories covered by a lease or CHANGE_NOTIFY.
+        _flag(key, value)
+        raw.fs["dircache"] = key == "dircache"
     elif key == "echo_interval":
         # cifs.ko accepts 1..600 seconds.
         raw.echo_interval = _seconds(key, _need(key, value), 1.0)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 from collections.abc import Sequence
 
 from smbfs.client.connection import Response
@@ -70,21 +71,36 @@ async def _exists(tree: Tree, path: str) -> bool:
     return True
 
 
+def _lease_contexts(tree: Tree, path: str) -> tuple[int, list[AnyCreateContext]]:
+    """(RequestedOplockLevel, contexts) for a CREATE of ``path`` in a chain.
+
+    Under our lease key if we hold a lease on the path: ask for exactly
+    what we hold (same key, no upgrade, no break). Otherwise, when we hold
+    a lease on its directory, a v2 lease request for nothing (state 0)
+    under a fresh key, only to carry that directory's key as
+    ParentLeaseKey ([MS-SMB2] 2.2.13.2.10): the name change the chain makes
+    then does not break our own directory lease."""
+    leases = tree.session.leases
+    flags, parent_key = leases.parent_lease_fields(tree.share_name, path)
+    lease = leases.lease_for_path(tree.share_name, path)
+    if lease is not None and lease.opens:
+        if lease.version == 2:
+            return OplockLevel.SMB2_OPLOCK_LEVEL_LEASE, [CreateRequestLeaseV2(
+                lease_key=lease.key, lease_state=lease.state, flags=flags,
+                parent_lease_key=parent_key)]
+        return OplockLevel.SMB2_OPLOCK_LEVEL_LEASE, [CreateRequestLease(
+            lease_key=lease.key, lease_state=lease.state)]
+    if flags:
+        return OplockLevel.SMB2_OPLOCK_LEVEL_LEASE, [CreateRequestLeaseV2(
+            lease_key=os.urandom(16), lease_state=0, flags=flags,
+            parent_lease_key=parent_key)]
+    return OplockLevel.SMB2_OPLOCK_LEVEL_NONE, []
+
+
 def _create(tree: Tree, path: str, access: int, *, disposition: int = CreateDisposition.FILE_OPEN,
             options: int = 0) -> CreateRequest:
     """The CREATE at the head of a chain, under our lease key if we hold one."""
-    contexts: list[AnyCreateContext] = []
-    oplock = OplockLevel.SMB2_OPLOCK_LEVEL_NONE
-    lease = tree.session.leases.lease_for_path(tree.share_name, path)
-    if lease is not None and lease.opens:
-        oplock = OplockLevel.SMB2_OPLOCK_LEVEL_LEASE
-        # Ask for exactly what we hold: same key, no upgrade, no break.
-        if lease.version == 2:
-            contexts.append(CreateRequestLeaseV2(lease_key=lease.key,
-                                                 lease_state=lease.state))
-        else:
-            contexts.append(CreateRequestLease(lease_key=lease.key,
-                                               lease_state=lease.state))
+    oplock, contexts = _lease_contexts(tree, path)
     return CreateRequest(
         name=path, desired_access=access, share_access=DEFAULT_SHARE,
         create_disposition=disposition, create_options=options,
@@ -234,11 +250,9 @@ async def delete(tree: Tree, path: str, *, directory: bool | None = None) -> Non
 async def mkdir(tree: Tree, path: str) -> FileInfo:
     """CREATE(FILE_CREATE, directory) + CLOSE with post-query attributes."""
     path = _normalize(path)
-    create = CreateRequest(
-        name=path, desired_access=AccessMask.FILE_READ_ATTRIBUTES | AccessMask.SYNCHRONIZE,
-        share_access=DEFAULT_SHARE, create_disposition=CreateDisposition.FILE_CREATE,
-        create_options=CreateOptions.FILE_DIRECTORY_FILE,
-    )
+    create = _create(tree, path, AccessMask.FILE_READ_ATTRIBUTES | AccessMask.SYNCHRONIZE,
+                     disposition=CreateDisposition.FILE_CREATE,
+                     options=CreateOptions.FILE_DIRECTORY_FILE)
     close = CloseRequest(file_id=RELATED, flags=CloseFlags.SMB2_CLOSE_FLAG_POSTQUERY_ATTRIB)
     try:
         _, c = await _chain(tree, [create, close])
@@ -368,11 +382,9 @@ async def mkdir_stat(tree: Tree, path: str) -> FileInfo:
     CLOSE: a new directory and its attributes with the file id (which the
     CLOSE post-query of :func:`mkdir` lacks), in one round trip."""
     path = _normalize(path)
-    create = CreateRequest(
-        name=path, desired_access=AccessMask.FILE_READ_ATTRIBUTES | AccessMask.SYNCHRONIZE,
-        share_access=DEFAULT_SHARE, create_disposition=CreateDisposition.FILE_CREATE,
-        create_options=CreateOptions.FILE_DIRECTORY_FILE,
-    )
+    create = _create(tree, path, AccessMask.FILE_READ_ATTRIBUTES | AccessMask.SYNCHRONIZE,
+                     disposition=CreateDisposition.FILE_CREATE,
+                     options=CreateOptions.FILE_DIRECTORY_FILE)
     results = await tree.compound([create, _stat_query(), CloseRequest(file_id=RELATED)],
                                   related=True,
                                   ok_statuses=frozenset({NTStatus.STATUS_BUFFER_OVERFLOW}))

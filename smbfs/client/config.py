@@ -38,6 +38,10 @@ class ClientConfig:
     request_timeout: float = 60.0
     connect_timeout: float = 20.0
     max_in_flight: int = 32
+    # Offer SMB2_GLOBAL_CAP_DIRECTORY_LEASING on 3.x ([MS-SMB2] 3.2.4.2.2.2):
+    # a server that grants directory leases lets a cache of a directory's
+    # names be exact while the lease holds.
+    directory_leasing: bool = True
     # Reconnect ([MS-SMB2] 3.2.4.4 durable reclaim): a lost connection is
     # re-established and requests in flight are replayed. Off by default in
     # the engine (a caller that wants a cut to be an error gets one); the

@@ -352,6 +352,8 @@ class Connection:
             capabilities |= GlobalCapabilities.SMB2_GLOBAL_CAP_LARGE_MTU
         if dialects[-1].is_smb3:
             capabilities |= GlobalCapabilities.SMB2_GLOBAL_CAP_ENCRYPTION
+            if cfg.directory_leasing:
+                capabilities |= GlobalCapabilities.SMB2_GLOBAL_CAP_DIRECTORY_LEASING
         contexts: list[AnyNegotiateContext] = []
         if Dialect.SMB3_1_1 in dialects:
             contexts = [

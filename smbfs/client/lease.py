@@ -31,6 +31,7 @@ import trio
 from smbfs.client.connection import BreakHandler, Connection
 from smbfs.client.errors import ConnectionLostError, SMBError
 from smbfs.proto.codec import DecodeError
+from smbfs.proto.create_contexts import LeaseFlags
 from smbfs.proto.fileid import FileId
 from smbfs.proto.header import Smb2Header
 from smbfs.proto.message import Message
@@ -236,6 +237,32 @@ class LeaseTable:
     def lease_for_path(self, share: str, path: str) -> Lease | None:
         key = self._keys.get((share.lower(), path.lower()))
         return None if key is None else self._leases.get(key)
+
+    def parent_key_for(self, share: str, path: str) -> bytes | None:
+        """The lease key of ``path``'s directory when we hold a v2 lease on
+        it (an open directory with read caching), else None.
+
+        A v2 lease request carries it as ParentLeaseKey ([MS-SMB2]
+        2.2.13.2.10, SMB2_LEASE_FLAG_PARENT_LEASE_KEY_SET): a server that
+        honours it does not break our own directory lease for a name change
+        we make through that open (Samba 4.22 compares it with the key of
+        each directory lease it would break: create, delete on close,
+        rename, set-info, close after a write)."""
+        if not path:
+            return None
+        parent = path.rsplit("\\", 1)[0] if "\\" in path else ""
+        lease = self.lease_for_path(share, parent)
+        if lease is None or lease.version != 2 or not lease.opens \
+                or not lease.state & LeaseState.SMB2_LEASE_READ_CACHING:
+            return None
+        return lease.key
+
+    def parent_lease_fields(self, share: str, path: str) -> tuple[int, bytes]:
+        """(Flags, ParentLeaseKey) for a v2 lease request on ``path``."""
+        key = self.parent_key_for(share, path)
+        if key is None:
+            return 0, bytes(16)
+        return int(LeaseFlags.SMB2_LEASE_FLAG_PARENT_LEASE_KEY_SET), key
 
     def subscribe(self, fn: BreakSubscriber) -> Callable[[], None]:
         """Call ``fn`` for every break before it is acknowledged (the FUSE cache

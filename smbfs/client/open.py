@@ -461,7 +461,9 @@ class Open:
                 table.bind_key(tree.share_name, path, lease_key)
             requested_oplock = OplockLevel.SMB2_OPLOCK_LEVEL_LEASE
             if dialect.is_smb3:
-                ctxs.append(CreateRequestLeaseV2(lease_key=lease_key, lease_state=want_state))
+                flags, parent_key = table.parent_lease_fields(tree.share_name, path)
+                ctxs.append(CreateRequestLeaseV2(lease_key=lease_key, lease_state=want_state,
+                                                 flags=flags, parent_lease_key=parent_key))
             else:
                 ctxs.append(CreateRequestLease(lease_key=lease_key, lease_state=want_state))
         create_guid: uuid.UUID | None = None

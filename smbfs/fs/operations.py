@@ -20,20 +20,17 @@ leaves as a FUSEError with the errno of the one NTSTATUS table
 (:func:`smbfs.fs.errors.to_fuse_error`): pyfuse3 only catches FUSEError,
 anything else would end the main loop.
 
-Caching (see docs/filesystem.md): attributes and directory entries are
-trusted for ``actimeo`` seconds (the kernel is told the same timeouts); our
-own name changes keep the parent's attributes and, in directories we made,
-answer lookups of absent names; lookup storms list the directory once.
-File pages are kept across opens with ``cache=loose``, and with
-``cache=strict`` only when provably unchanged (:func:`handles.keep_pages`).
-Writes go straight to the server (no writeback cache). File opens ask
-for a read/write/handle lease and a durable handle, under the node's own
-lease key (:meth:`HandleTable.lease_key_for`): not to cache on the
-strength of the lease (that is a later issue), but because a durable
-handle needs a handle-caching lease ([MS-SMB2] 3.2.4.3.5), and durable
-handles are what a reconnect takes back as they were. Directories are
-opened without (listings are short-lived; directory leases are a later
-cache's business).
+Caching (see docs/filesystem.md): every file open asks for a
+read/write/handle lease and a durable handle under the node's own lease
+key (:meth:`HandleTable.lease_key_for`); what the lease promises is cached
+exactly while it holds (:mod:`smbfs.fs.leasecache`: attributes answered
+locally, pages kept across opens, deferred close), and undone before a
+break is acknowledged. Directories in active use are covered by a
+directory lease or a change notification (:mod:`smbfs.fs.dircache`).
+Everything else is trusted for ``actimeo`` seconds (the kernel is told the
+same timeouts); our own name changes keep the parent's attributes and, in
+directories we made, answer lookups of absent names; lookup storms list the
+directory once.
 """
 
 from __future__ import annotations
@@ -55,6 +52,7 @@ from smbfs.client.errors import SMBError
 from smbfs.client.open import FileInfo, Open
 from smbfs.client.tree import Tree
 from smbfs.fs import posix, xattrs
+from smbfs.fs.dircache import DirCache
 from smbfs.fs.errors import to_fuse_error
 from smbfs.fs.handles import Handle, HandleTable, keep_pages, page_sig
 from smbfs.fs.inodes import InodeTable, LookupPrefetch, Node, join, new_lease_key, parent_of
@@ -139,6 +137,12 @@ class SmbOperations(pyfuse3.Operations):
         self.leases = FileLeases(tree, self.inodes, self.handles, self.kernel)
         self.names.close_parked = self.leases.close_parked
         self.closetimeo = 0.0 if options.cache == "none" else max(0.0, options.closetimeo)
+        # Directories in active use, their names exact while a directory
+        # lease or a change notification covers them (smbfs.fs.dircache).
+        self.dircache = DirCache(tree, self.inodes, self.kernel,
+                                 enabled=options.dircache and options.cache != "none"
+                                 and timeout > 0,
+                                 timeout=timeout)
 
     # ----------------------------------------------------------- lifecycle
 
@@ -174,9 +178,11 @@ class SmbOperations(pyfuse3.Operations):
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self.kernel.run)
             nursery.start_soon(self.leases.run)
+            nursery.start_soon(self.dircache.run)
 
     async def close_all(self) -> None:
         """Close every handle still open (after unmount), best effort."""
+        await self.dircache.close()
         opens = self.handles.take_all()
         if self.root_open is not None:
             opens.append(self.root_open)
@@ -225,6 +231,7 @@ class SmbOperations(pyfuse3.Operations):
     def _entry(self, node: Node) -> pyfuse3.EntryAttributes:
         """Attributes handed to the kernel with a new reference to ``node``."""
         self.inodes.lookup(node)
+        self.dircache.given(node)
         return self.attributes(node)
 
     async def _stat_path(self, path: str) -> Node:
@@ -254,6 +261,11 @@ class SmbOperations(pyfuse3.Operations):
         # Not _fresh: a file lease says nothing about the file's name
         # (another client may delete or rename it without breaking R).
         if node is not None and self.inodes.fresh_info(node) is not None:
+            self.dircache.use(parent)
+            return self._entry(node)
+        # A covered directory answers from its exact listing (ENOENT too).
+        node = self.dircache.lookup(parent, n, path)
+        if node is not None:
             return self._entry(node)
         if self.inodes.known_absent(parent, n):
             # Not in a directory we made less than actimeo ago, whose names
@@ -383,9 +395,14 @@ class SmbOperations(pyfuse3.Operations):
         d = self.handles.dirs[fh]
         if start_id == 0 or d.entries is None:
             d.since = self.inodes.stamp()
-            async with d.using() as op:
-                entries = await op.list_directory()
-            d.entries = [e for e in entries if not posix.is_hidden(e.name)]
+            cached = self.dircache.listing(d.node)
+            if cached is not None:
+                d.entries = cached
+            else:
+                async with d.using() as op:
+                    entries = await op.list_directory()
+                d.entries = [e for e in entries if not posix.is_hidden(e.name)]
+                self.dircache.listed(d.node, d.entries, d.since)
         base = d.node.path
         # "." and ".." first (ls -a shows them; the kernel does not make them
         # up); per libfuse they carry no lookup reference.
@@ -408,6 +425,7 @@ class SmbOperations(pyfuse3.Operations):
                 self.inodes.forget(node.ino, 0)
                 break
             self.inodes.lookup(node)
+            self.dircache.given(node)
 
     def _dot_attrs(self, node: Node) -> pyfuse3.EntryAttributes:
         if node.info is None:
@@ -445,6 +463,7 @@ class SmbOperations(pyfuse3.Operations):
             raise
         self.inodes.listed(path)
         self.inodes.touched(parent)
+        self.dircache.added(parent, n, info)
         node = self.inodes.remember(path, info, since)
         self.inodes.set_listing(node, set())  # new, hence empty
         return self._entry(node)
@@ -456,9 +475,11 @@ class SmbOperations(pyfuse3.Operations):
         n = posix.decode_name(name)
         self._check_writable()
         path = join(parent.path, n)
+        await self.dircache.release(path)
         await paths.rmdir(self.tree, path)
         self.inodes.removed(path)
         self.inodes.touched(parent)
+        self.dircache.removed(parent, n)
 
     # ------------------------------------------------------------------ files
 
@@ -568,6 +589,7 @@ class SmbOperations(pyfuse3.Operations):
                     await op.close(post_query=False)
                 raise
         node = self.inodes.remember(path, info)
+        self.dircache.added(parent, n, info)
         node.server_id = info.file_id
         node.page_sig = page_sig(op.info)  # the pages are dropped at this open
         self.handles.adopt_key(node, key)
@@ -663,6 +685,7 @@ class SmbOperations(pyfuse3.Operations):
         self._check_writable()
         await self.names.unlink(join(parent.path, n))
         self.inodes.touched(parent)
+        self.dircache.removed(parent, n)
 
     @_fuse_op
     async def rename(self, parent_inode_old: int, name_old: bytes, parent_inode_new: int,
@@ -674,9 +697,12 @@ class SmbOperations(pyfuse3.Operations):
         nn = posix.decode_name(name_new)
         posix.check_name(nn)
         self._check_writable()
+        await self.dircache.release(old)
+        await self.dircache.release(join(new_parent.path, nn))  # a directory replaced
         await self.names.rename(old, join(new_parent.path, nn), noreplace=noreplace)
         self.inodes.touched(old_parent)
         self.inodes.touched(new_parent)
+        self.dircache.renamed(old_parent, old.rsplit("\\", 1)[-1], new_parent, nn)
 
     @_fuse_op
     async def link(self, inode: int, new_parent_inode: int, new_name: bytes,
@@ -690,6 +716,7 @@ class SmbOperations(pyfuse3.Operations):
         await self.names.link(node, path)
         self.inodes.touched(parent)
         new_node = await self._stat_path(path)
+        self.dircache.added(parent, n, new_node.info)
         if new_node is not node:
             self.inodes.invalidate(node)
         return self._entry(new_node)
