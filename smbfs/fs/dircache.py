@@ -56,7 +56,7 @@ from dataclasses import dataclass, field
 import pyfuse3
 import trio
 
-from smbfs.client.errors import SMBError
+from smbfs.client.errors import LocalError, SMBError
 from smbfs.client.lease import BreakEvent
 from smbfs.client.open import FileInfo, Open
 from smbfs.client.reconnect import CONNECTED
@@ -255,7 +255,8 @@ class DirCache:
         done = cov.establishing
         try:
             await self._establish_once(cov)
-        except (SMBError, OSError) as e:
+        except (SMBError, OSError, LocalError) as e:
+            # LocalError: e.g. the handle closed under us by a release.
             log.debug("covering %r: %s", cov.node.path, e)
         except Exception:
             log.exception("covering %r failed", cov.node.path)
@@ -290,9 +291,12 @@ class DirCache:
             cov.key = op.lease.key
             self._by_key[cov.key] = cov
         cov.mode = LEASE if leased else NOTIFY
-        if not leased:
-            assert self._nursery is not None
-            await self._nursery.start(self._watch, cov, op)
+        # A watch under a lease too: Samba breaks directory leases for
+        # changes made through SMB only; a change made directly on its
+        # disk (a program on the server) reaches us as a notification
+        # (Samba's inotify), a moment after it happened.
+        assert self._nursery is not None
+        await self._nursery.start(self._watch, cov, op)
         await self._list(cov)
         self.established += 1
         log.debug("covering %r by %s", path, cov.mode)
@@ -391,8 +395,9 @@ class DirCache:
         cov.changes += 1
         self._ours(cov, name)
         if cov.names is not None:
-            cov.names[name.casefold()] = (name, dataclasses.replace(info) if info else None,
-                                          self.inodes.stamp())
+            # A create's or stat's answer names no file: readdir needs it.
+            cov.names[name.casefold()] = (name, dataclasses.replace(info, name=name)
+                                          if info else None, self.inodes.stamp())
 
     def removed(self, parent: Node, name: str) -> None:
         cov = self._covered.get(parent.ino)
