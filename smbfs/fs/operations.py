@@ -26,7 +26,8 @@ own name changes keep the parent's attributes and, in directories we made,
 answer lookups of absent names; lookup storms list the directory once.
 File pages are kept across opens with ``cache=loose``, and with
 ``cache=strict`` only when provably unchanged (:func:`handles.keep_pages`).
-Writes go straight to the server (no writeback cache). File opens ask
+Writes are held back while the file's lease has W (smbfs.fs.writeback);
+the kernel's writeback cache stays off (docs/filesystem.md says why). File opens ask
 for a read/write/handle lease and a durable handle, under the node's own
 lease key (:meth:`HandleTable.lease_key_for`): not to cache on the
 strength of the lease (that is a later issue), but because a durable
@@ -60,6 +61,7 @@ from smbfs.fs.inodes import InodeTable, LookupPrefetch, Node, join, new_lease_ke
 from smbfs.fs.kernel import KernelCache
 from smbfs.fs.namespace import Namespace
 from smbfs.fs.options import FsOptions
+from smbfs.fs.writeback import Writeback
 
 # API vocabulary of the engine: Tree.create takes AccessMask and
 # CreateOptions values, and SMBError.status is an NTSTATUS code.
@@ -133,6 +135,9 @@ class SmbOperations(pyfuse3.Operations):
         # What the kernel caches; told to drop it when a lease or a
         # notification says the server's copy changed.
         self.kernel = KernelCache()
+        # Write-behind under a W lease (smbfs.fs.writeback): hooks in
+        # write/read/flush/fsync/release/setattr/_refresh.
+        self.writeback = Writeback(tree, self.handles)
 
     # ----------------------------------------------------------- lifecycle
 
@@ -155,6 +160,7 @@ class SmbOperations(pyfuse3.Operations):
         except SMBError as e:
             log.debug("FileFsAttributeInformation: %s", e)
         self.facts.eas_probe = await xattrs.probe(self.tree, root)
+        self.writeback.subscribe()
         maximal = self.tree.maximal_access
         self.facts.writable = bool(maximal & (_A.FILE_WRITE_DATA | _A.GENERIC_WRITE
                                               | _A.GENERIC_ALL)) if maximal else True
@@ -163,6 +169,8 @@ class SmbOperations(pyfuse3.Operations):
 
     async def close_all(self) -> None:
         """Close every handle still open (after unmount), best effort."""
+        await self.writeback.flush_all()
+        self.writeback.unsubscribe()
         opens = self.handles.take_all()
         if self.root_open is not None:
             opens.append(self.root_open)
@@ -180,6 +188,8 @@ class SmbOperations(pyfuse3.Operations):
     async def _refresh(self, node: Node) -> FileInfo:
         """Fresh attributes from the server: through an open handle when we
         have one (it survives an unlink), else a one-round-trip stat."""
+        if self.writeback.dirty(node):
+            await self.writeback.flush_node(node)  # the size we wrote, not the server's
         since = self.inodes.stamp()
         h = self.handles.of_node(node)
         if h is not None:
@@ -279,6 +289,7 @@ class SmbOperations(pyfuse3.Operations):
             # cifs.ko we accept and ignore it (the owner shown is uid=/gid=).
             return await self.getattr(inode, ctx)
         self._check_writable()
+        await self.writeback.flush_node(node, report=True)  # writes before a truncate
         handle = self.handles.files.get(fh) if fh is not None else None
         if handle is None or not handle.writable:
             # futimens/fchmod arrive without fh: still use our writable
@@ -513,7 +524,10 @@ class SmbOperations(pyfuse3.Operations):
 
     @_fuse_op
     async def read(self, fh: int, off: int, size: int) -> bytes:
-        async with self.handles.files[fh].using() as op:
+        h = self.handles.files[fh]
+        if self.writeback.dirty(h.node):
+            await self.writeback.flush_node(h.node, report=True)
+        async with h.using() as op:
             data = await op.read(off, size)
         return data  # type: ignore[return-value]  # bytearray is a buffer too
 
@@ -522,6 +536,10 @@ class SmbOperations(pyfuse3.Operations):
         h = self.handles.files[fh]
         if not h.writable:
             raise pyfuse3.FUSEError(errno.EBADF)
+        cached = await self.writeback.write(h, off, buf)  # under W: buffered
+        if cached is not None:
+            self.inodes.invalidate(h.node)
+            return cached
         async with h.using() as op:
             n = await op.write(off, buf)
         node = h.node
@@ -534,14 +552,18 @@ class SmbOperations(pyfuse3.Operations):
 
     @_fuse_op
     async def flush(self, fh: int) -> None:
-        # Nothing is buffered here (writes are synchronous), so close(2) has
-        # no data to push; SMB2 FLUSH is for fsync only (like cifs.ko).
-        return None
+        # close(2): what the write-behind holds goes to the server first
+        # (with the CLOSE, for a file's only handle); SMB2 FLUSH is for
+        # fsync only (like cifs.ko).
+        h = self.handles.files.get(fh)
+        if h is not None and h.writable:
+            await self.writeback.flush(h)
 
     @_fuse_op
     async def fsync(self, fh: int, datasync: bool) -> None:
         h = self.handles.files.get(fh)
         if h is not None and h.writable:
+            await self.writeback.fsync(h)
             async with h.using() as op:
                 await op.flush()
 
@@ -554,8 +576,12 @@ class SmbOperations(pyfuse3.Operations):
             self.inodes.content_changed(h.node)
         try:
             since = self.inodes.stamp()
-            async with h.using() as op:
-                info = await op.close()
+            # The write-behind's dirty tail: drained, or already closed
+            # with the CLOSE at close(2).
+            done, info = await self.writeback.before_close(h)
+            if not done:
+                async with h.using() as op:
+                    info = await op.close()
             if info is None or page_sig(info) != h.node.page_sig:
                 # Changed while open (by us or anyone): the pages may not
                 # match what the server holds.
