@@ -188,9 +188,11 @@ class SmbOperations(pyfuse3.Operations):
     async def _refresh(self, node: Node) -> FileInfo:
         """Fresh attributes from the server: through an open handle when we
         have one (it survives an unlink), else a one-round-trip stat."""
-        if self.writeback.dirty(node):
-            await self.writeback.flush_node(node)  # the size we wrote, not the server's
         since = self.inodes.stamp()
+        if self.writeback.dirty(node):
+            # The size we wrote, not the server's; after the stamp, so a
+            # write taken meanwhile leaves the answer untrusted.
+            await self.writeback.flush_node(node)
         h = self.handles.of_node(node)
         if h is not None:
             async with h.using() as op:
@@ -211,6 +213,7 @@ class SmbOperations(pyfuse3.Operations):
 
     async def _stat_path(self, path: str) -> Node:
         since = self.inodes.stamp()
+        await self.writeback.flush_path(path)
         info = await paths.stat(self.tree, path)
         return self.inodes.remember(path, info, since)
 
@@ -256,6 +259,7 @@ class SmbOperations(pyfuse3.Operations):
         return self._entry(node)
 
     async def _list_for_lookups(self, path: str) -> list[FileInfo]:
+        await self.writeback.flush_in(path)
         async with await self.tree.create(
                 path, desired_access=_A.FILE_LIST_DIRECTORY | posix.ATTR_ACCESS,
                 options=CreateOptions.FILE_DIRECTORY_FILE, lease=False,
@@ -355,6 +359,7 @@ class SmbOperations(pyfuse3.Operations):
         d = self.handles.dirs[fh]
         if start_id == 0 or d.entries is None:
             d.since = self.inodes.stamp()
+            await self.writeback.flush_in(d.node.path)  # sizes the kernel will believe
             async with d.using() as op:
                 entries = await op.list_directory()
             d.entries = [e for e in entries if not posix.is_hidden(e.name)]
@@ -455,6 +460,8 @@ class SmbOperations(pyfuse3.Operations):
         access, writable = posix.access_for(flags)
         if writable or flags & os.O_TRUNC:
             self._check_writable()
+        if flags & os.O_TRUNC:
+            await self.writeback.flush_node(node)  # buffered writes before the truncate
         key = self.handles.lease_key_for(node)
         op = await self.tree.create(node.path, desired_access=access, lease=True,
                                     durable=True, lease_key=key,
@@ -492,6 +499,8 @@ class SmbOperations(pyfuse3.Operations):
         # A name we know keeps its node's key (O_CREAT of an existing file);
         # a new file gets a new key, which becomes its node's.
         known = self.inodes.by_path(path)
+        if known is not None:
+            await self.writeback.flush_node(known)  # before an O_TRUNC of it
         key = self.handles.lease_key_for(known) if known is not None and not known.is_dir \
             else new_lease_key()
         try:

@@ -53,6 +53,7 @@ import trio
 from smbfs.client import compound_ops
 from smbfs.client.lease import BreakEvent
 from smbfs.client.open import FileInfo, Open
+from smbfs.client.reconnect import CONNECTED
 from smbfs.client.tree import Tree
 from smbfs.proto.create import CreateOptions
 from smbfs.proto.oplock_break import LeaseState
@@ -73,6 +74,11 @@ MAX_IN_FLIGHT = 8
 # Dirty bytes (buffered or on the wire) of the whole mount before writers
 # wait: bounds our memory whatever the number of files being written.
 DIRTY_LIMIT = 64 * 1024 * 1024
+
+# A buffer that stops growing (a writer that neither writes on nor closes)
+# goes out after this many seconds: what a crash of this process could lose
+# stays bounded, like the kernel's dirty_expire for a local disk.
+MAX_AGE = 5.0
 
 
 @dataclass(eq=False, slots=True)
@@ -100,6 +106,10 @@ class _Dirty:
     changed: trio.Event = field(default_factory=trio.Event)
     error: BaseException | None = None
     peak_in_flight: int = 0
+    aging: bool = False  # a timer will send ``pending`` if it stays
+    # Extents taken from ``pending`` and not yet in ``sending`` (waiting
+    # for a slot or for an overlapping WRITE): dirty all the same.
+    queued: int = 0
 
     def signal(self) -> None:
         ev, self.changed = self.changed, trio.Event()
@@ -107,7 +117,7 @@ class _Dirty:
 
     @property
     def idle(self) -> bool:
-        return self.pending is None and not self.sending
+        return self.pending is None and not self.sending and not self.queued
 
 
 class Writeback:
@@ -150,10 +160,14 @@ class Writeback:
             self._unsubscribe()
             self._unsubscribe = None
 
-    @staticmethod
-    def cached(op: Open) -> bool:
-        """May writes through ``op`` be held back? Only under W."""
-        return op.lease is not None and bool(op.lease.state & W)
+    def cached(self, op: Open) -> bool:
+        """May writes through ``op`` be held back? Only under W, only while
+        connected (cut off, we cannot know the lease still holds: the
+        server may have given it and the file to another client by the
+        time we are back), and not through a handle a reconnect could not
+        take back (its writes fail at once, with EIO)."""
+        return (op.lease is not None and bool(op.lease.state & W) and op.lost is None
+                and self.tree.session.state == CONNECTED)
 
     def dirty(self, node: Node) -> bool:
         d = self._dirty.get(node)
@@ -180,6 +194,11 @@ class Writeback:
         while self.dirty_bytes and self.dirty_bytes + n > self.limit:
             # Backpressure: our WRITEs in flight free the budget as they
             # are answered (each bounded by the engine's request timeout).
+            # Buffers still growing in other files would free nothing until
+            # their writers move: they go out now.
+            for other, od in list(self._dirty.items()):
+                if od.pending is not None and other is not node:
+                    self.tree.session.spawn(self._push, od)
             await self._budget.wait()
         async with d.lock:
             p = d.pending
@@ -196,6 +215,9 @@ class Writeback:
             if len(p.data) >= h.open.max_write:
                 d.pending = None
                 await self._dispatch(d, p)
+            elif not d.aging:
+                d.aging = True
+                self.tree.session.spawn(self._age, d)
         if node.info is not None:
             node.info.size = max(node.info.size, off + n)
         return n
@@ -203,13 +225,35 @@ class Writeback:
     async def _dispatch(self, d: _Dirty, ext: _Extent) -> None:
         """Put ``ext`` on the wire once no overlapping range is and a slot
         is free (the caller holds ``d.lock``, so extents leave in order)."""
-        while any(e.overlaps(ext) for e in d.sending):
-            await d.changed.wait()
-        await d.slots.acquire()
+        d.queued += 1
+        try:
+            while any(e.overlaps(ext) for e in d.sending):
+                await d.changed.wait()
+            await d.slots.acquire()
+        finally:
+            d.queued -= 1
         d.sending.append(ext)
         d.peak_in_flight = max(d.peak_in_flight, len(d.sending))
         self.peak_in_flight = max(self.peak_in_flight, len(d.sending))
         self.tree.session.spawn(self._send, d, ext)
+
+    async def _push(self, d: _Dirty) -> None:
+        """Send what ``d`` is still gathering."""
+        try:
+            async with d.lock:
+                if d.pending is not None:
+                    p, d.pending = d.pending, None
+                    await self._dispatch(d, p)
+        except Exception as e:  # a background task must not end the session
+            log.debug("write-behind push failed: %s", e)
+
+    async def _age(self, d: _Dirty) -> None:
+        """Send a buffer that stopped growing after :data:`MAX_AGE`."""
+        try:
+            await trio.sleep(MAX_AGE)
+        finally:
+            d.aging = False
+        await self._push(d)
 
     async def _send(self, d: _Dirty, ext: _Extent) -> None:
         try:
@@ -255,6 +299,22 @@ class Writeback:
             del self._dirty[node]
         if report:
             self._raise_error(d)
+
+    async def flush_path(self, path: str) -> None:
+        """Before a stat of ``path`` on the server: its size must include
+        what we accepted (the kernel takes the answer as newer than our
+        write replies)."""
+        key = path.casefold()
+        for node in [n for n in self._dirty if n.path.casefold() == key]:
+            await self.flush_node(node)
+
+    async def flush_in(self, directory: str) -> None:
+        """Before a listing of ``directory`` on the server (readdirplus
+        and lookup storms hand its sizes to the kernel)."""
+        prefix = directory.casefold() + "\\" if directory else ""
+        for node in [n for n in self._dirty if n.path.casefold().startswith(prefix)
+                     and "\\" not in n.path[len(prefix):]]:
+            await self.flush_node(node)
 
     async def on_break(self, event: BreakEvent) -> None:
         """Lease break subscriber: losing W means flushing first."""

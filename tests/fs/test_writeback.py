@@ -51,6 +51,7 @@ def _ctx() -> pyfuse3.RequestContext:
     return None  # type: ignore[return-value]  # SmbOperations does not read it
 
 
+@pytest.mark.both_sambas
 async def test_small_file_costs_two_round_trips(ops: SmbOperations, samba: PrivateSamba) -> None:
     name = f"small-{os.getpid()}"
     server = samba.share_path(samba.shares.rw) / name
@@ -189,6 +190,7 @@ def _expect(proc: subprocess.Popen[str], word: str) -> None:
     assert got == [word], (word, got)
 
 
+@pytest.mark.both_sambas
 def test_another_clients_open_sees_unflushed_data(samba: PrivateSamba, work: WorkDir,
                                                   tmp_path: Path) -> None:
     """Written on the mount, no fsync, file still open: smbclient's open
@@ -220,6 +222,7 @@ def test_another_clients_open_sees_unflushed_data(samba: PrivateSamba, work: Wor
         w.wait(BOUND)
 
 
+@pytest.mark.both_sambas
 def test_break_while_writes_are_in_flight_does_not_deadlock(samba: PrivateSamba,
                                                             work: WorkDir,
                                                             tmp_path: Path) -> None:
@@ -288,9 +291,11 @@ def test_fsx_with_another_client_breaking_the_lease(samba: PrivateSamba, work: W
     opens the file every so often (each open takes our W away; the next
     open of ours gets it back)."""
     got = tmp_path / "peek"
+    states: list[str] = []
 
     def peek(i: int) -> None:
         if i % 150 == 75:
+            states.extend(_lease_states(samba, "fsx0"))
             r = samba.smbclient(samba.shares.rw, f'get "{work.name}/fsx0" "{got}"',
                                 timeout=BOUND)
             assert r.returncode == 0, r.stdout + r.stderr
@@ -300,6 +305,18 @@ def test_fsx_with_another_client_breaking_the_lease(samba: PrivateSamba, work: W
     fsx.run()
     name = fsx.files[0].name
     assert (work.server / name).read_bytes() == fsx.expected(0)
+    # Cached writes more than once: W came back with our later opens.
+    assert states.count("RWH") >= 2, states
+
+
+def _lease_states(samba: PrivateSamba, name: str) -> list[str]:
+    """The lease states of the server's opens of the file called ``name``."""
+    out = []
+    for f in samba.open_files():
+        if str(f.get("filename", "")).replace("\\", "/").rsplit("/", 1)[-1] == name:
+            for o in (f.get("opens") or {}).values():
+                out.append(str((o.get("lease") or {}).get("text", "")))
+    return out
 
 
 def test_kernel_writeback_cache_stays_off() -> None:
