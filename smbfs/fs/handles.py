@@ -18,7 +18,7 @@ cached (``Node.page_sig``).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
@@ -42,16 +42,11 @@ class Gated:
     busy: int = field(default=0, kw_only=True)
     gate: trio.Event | None = field(default=None, kw_only=True)
     idle: trio.Event | None = field(default=None, kw_only=True)
-    # Set by the write-behind (smbfs.fs.writeback) when it closed the open
-    # with the data at close(2): a later use opens the file again.
-    reopen: Callable[[Gated], Awaitable[None]] | None = field(default=None, kw_only=True)
 
     @asynccontextmanager
     async def using(self) -> AsyncIterator[Open]:
         while self.gate is not None:
             await self.gate.wait()
-        if self.reopen is not None and self.open.closed:
-            await self.reopen(self)
         self.busy += 1
         try:
             yield self.open

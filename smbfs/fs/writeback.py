@@ -34,11 +34,12 @@ The rules kept here (docs/filesystem.md, "Write-behind"):
   acknowledged (:meth:`Writeback.on_break`, subscribed to the session's
   lease table; :meth:`Writeback.flush_node` for a break handler that wants
   to call it itself).
-* A new file's last buffer and its CLOSE go in one compound at close(2)
-  when the handle is the file's only one (:meth:`Writeback.flush`): a small
-  file costs CREATE, then WRITE+CLOSE. The handle is then closed on the
-  server while the kernel may still use it (a dup'd or inherited
-  descriptor): its next use opens the file again (:meth:`Writeback.reopen`).
+* close(2) only drains (:meth:`Writeback.flush`), so a small new file
+  costs CREATE and WRITE on the program's path; the CLOSE comes with the
+  FUSE release, which close(2) does not wait for (and which a deferred
+  close under H takes off the wire altogether). A tail still dirty at
+  release goes in one compound with the CLOSE
+  (:meth:`Writeback.before_close`).
 """
 
 from __future__ import annotations
@@ -55,11 +56,10 @@ from smbfs.client.lease import BreakEvent
 from smbfs.client.open import FileInfo, Open
 from smbfs.client.reconnect import CONNECTED
 from smbfs.client.tree import Tree
-from smbfs.proto.create import CreateOptions
 from smbfs.proto.oplock_break import LeaseState
 
 if TYPE_CHECKING:
-    from smbfs.fs.handles import Gated, Handle, HandleTable
+    from smbfs.fs.handles import Handle, HandleTable
     from smbfs.fs.inodes import Node
 
 log = logging.getLogger(__name__)
@@ -130,16 +130,6 @@ class Writeback:
         self._dirty: dict[Node, _Dirty] = {}
         self.dirty_bytes = 0
         self._budget = trio.Event()
-        # Handles whose open was closed at close(2) together with the data,
-        # and what the CLOSE returned (release has nothing left to send).
-        self._closed_at_flush: dict[int, FileInfo | None] = {}
-        self._reopen_lock = trio.Lock()
-        # Handles opened again after such a close: a descriptor shared with
-        # another process (every fork and exec closes the child's copy,
-        # which is a close(2) for FUSE). Their close(2) only drains from
-        # then on, so a long-lived shared descriptor pays one reopen, not
-        # one per fork.
-        self._shared: set[int] = set()
         # Counters for tests and the bench.
         self.cached_writes = 0
         self.peak_in_flight = 0
@@ -180,8 +170,6 @@ class Writeback:
         None: not cached, the caller writes through (after this flushed
         what the file had buffered, to keep the order of writes)."""
         node = h.node
-        if h.open.closed and h.reopen is not None:
-            await h.reopen(h)
         d = self._dirty.get(node)
         if h.open.closed or not self.cached(h.open):
             if d is not None:
@@ -334,73 +322,51 @@ class Writeback:
 
     async def flush(self, h: Handle) -> None:
         """close(2) of a descriptor of ``h``: the file's data on the server
-        before it returns; when ``h`` is the file's only handle, the last
-        buffer and the CLOSE in one compound."""
-        node = h.node
-        d = self._dirty.get(node)
-        if d is None:
-            return
-        async with d.lock:
-            while d.sending:
-                await d.changed.wait()
-            p = d.pending
-            if (p is not None and p.handle is h and node.open_handles == 1 and h.busy == 0
-                    and not h.open.closed and h.gate is None and d.error is None
-                    and h.fh not in self._shared):
-                d.pending = None
-                try:
-                    info = await compound_ops.write_close(self.tree, h.open, p.offset,
-                                                           p.data)
-                except Exception as e:
-                    d.error = d.error or e
-                    info = None
-                finally:
-                    self._release_budget(len(p.data))
-                if h.open.closed:
-                    self.write_close_compounds += 1
-                    self._closed_at_flush[h.fh] = info
-                    h.reopen = self.reopen
-        await self.flush_node(node, report=True)
+        before it returns. Nothing is closed here: FUSE's flush is any
+        close(2) of any copy of the descriptor (a forked child's exit, the
+        close-on-exec of every program a shell starts), after which the
+        handle may be used again."""
+        await self.flush_node(h.node, report=True)
 
     async def fsync(self, h: Handle) -> None:
         await self.flush_node(h.node, report=True)
 
     async def before_close(self, h: Handle) -> tuple[bool, FileInfo | None]:
-        """Release of ``h``: the dirty tail drained before the CLOSE (or
-        already sent with it at close(2)). Returns (closed already, what
-        that CLOSE returned)."""
-        h.reopen = None
-        self._shared.discard(h.fh)
-        if h.fh in self._closed_at_flush and h.open.closed:
-            return True, self._closed_at_flush.pop(h.fh)
-        self._closed_at_flush.pop(h.fh, None)
-        if self._dirty.get(h.node) is not None:
-            try:
-                await self.flush_node(h.node, report=True)
-            except Exception as e:
-                # close(2) reported what it could; a release has nobody
-                # left to tell.
-                log.info("write-behind of %r failed at its last close: %s", h.node.path, e)
-        return False, None
+        """Release of ``h`` (the last close of its last descriptor): the
+        dirty tail goes to the server before the CLOSE, or with it in one
+        compound when ``h`` is the file's only handle and holds the tail.
+        Returns (closed already, what that CLOSE returned).
 
-    async def reopen(self, h: Gated) -> None:
-        """A handle whose open went with its data at close(2) is used again
-        (a dup'd or inherited descriptor): open the file again, same access
-        and lease key."""
-        async with self._reopen_lock:
-            old = h.open
-            if not old.closed:
-                return
-            op = await self.tree.create(
-                h.node.path, desired_access=old.request.desired_access, lease=True,
-                durable=True, lease_key=getattr(h, "lease_key", None),
-                options=CreateOptions.FILE_NON_DIRECTORY_FILE)
-            op.max_read = min(op.max_read, old.max_read)
-            op.max_write = min(op.max_write, old.max_write)
-            h.open = op
-            self._closed_at_flush.pop(h.fh, None)
-            self._shared.add(h.fh)
-            log.debug("%r opened again after its close at close(2)", h.node.path)
+        A tail at release is data written after the last close(2): pages of
+        a shared mapping written back after the descriptor was closed
+        (munmap, msync, the kernel's writeback)."""
+        node = h.node
+        d = self._dirty.get(node)
+        if d is None:
+            return False, None
+        try:
+            async with d.lock:
+                while d.sending or d.queued:
+                    await d.changed.wait()
+                p = d.pending
+                if (p is not None and p.handle is h and node.open_handles == 1
+                        and not h.open.closed and h.open.lost is None and h.gate is None
+                        and d.error is None):
+                    d.pending = None
+                    try:
+                        info = await compound_ops.write_close(self.tree, h.open, p.offset,
+                                                              p.data)
+                    finally:
+                        self._release_budget(len(p.data))
+                    self.write_close_compounds += 1
+                    return True, info
+            await self.flush_node(node, report=True)
+        except Exception as e:
+            # close(2) reported what it could; a release has nobody left
+            # to tell.
+            log.info("write-behind of %r failed at its last close: %s", node.path, e)
+            return h.open.closed, None
+        return False, None
 
     async def flush_all(self) -> None:
         """Unmount: whatever is still buffered goes out, best effort."""
