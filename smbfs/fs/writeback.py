@@ -170,45 +170,56 @@ class Writeback:
         None: not cached, the caller writes through (after this flushed
         what the file had buffered, to keep the order of writes)."""
         node = h.node
-        d = self._dirty.get(node)
-        if h.open.closed or not self.cached(h.open):
-            if d is not None:
-                await self.flush_node(node, report=True)
-            return None
-        if d is None:
-            d = self._dirty[node] = _Dirty()
-        self._raise_error(d)
         n = len(buf)
-        while self.dirty_bytes and self.dirty_bytes + n > self.limit:
-            # Backpressure: our WRITEs in flight free the budget as they
-            # are answered (each bounded by the engine's request timeout).
-            # Buffers still growing in other files would free nothing until
-            # their writers move: they go out now.
-            for other, od in list(self._dirty.items()):
-                if od.pending is not None and other is not node:
-                    self.tree.session.spawn(self._push, od)
-            await self._budget.wait()
-        async with d.lock:
-            p = d.pending
-            if (p is not None and p.handle is h and off == p.end
-                    and len(p.data) + n <= h.open.max_write):
-                p.data += buf
-            else:
-                if p is not None:
-                    d.pending = None
-                    await self._dispatch(d, p)
-                d.pending = p = _Extent(off, bytearray(buf), h)
-            self.dirty_bytes += n
-            self.cached_writes += 1
-            if len(p.data) >= h.open.max_write:
+        if self.cached(h.open):
+            while self.dirty_bytes and self.dirty_bytes + n > self.limit:
+                # Backpressure: our WRITEs in flight free the budget as
+                # they are answered (each bounded by the engine's request
+                # timeout). Buffers still growing in other files would
+                # free nothing until their writers move: they go out now.
+                for other, od in list(self._dirty.items()):
+                    if od.pending is not None and other is not node:
+                        self.tree.session.spawn(self._push, od)
+                await self._budget.wait()
+            while True:
+                d = self._dirty.setdefault(node, _Dirty())
+                async with d.lock:
+                    if self._dirty.get(node) is not d:
+                        continue  # flushed clean and dropped while we waited
+                    # Checked again under the lock: a break that took W
+                    # away meanwhile flushes after us, never before us.
+                    if not self.cached(h.open):
+                        break
+                    self._raise_error(d)
+                    await self._take(d, h, off, buf)
+                    if node.info is not None:
+                        node.info.size = max(node.info.size, off + n)
+                    return n
+        if node in self._dirty:
+            await self.flush_node(node, report=True)
+        return None
+
+    async def _take(self, d: _Dirty, h: Handle, off: int, buf: bytes) -> None:
+        """Add a write to ``d`` (its lock held): grow the pending buffer or
+        start a new one, and send whatever is full."""
+        n = len(buf)
+        p = d.pending
+        if p is not None and p.handle is h and off == p.end \
+                and len(p.data) + n <= h.open.max_write:
+            p.data += buf
+        else:
+            if p is not None:
                 d.pending = None
                 await self._dispatch(d, p)
-            elif not d.aging:
-                d.aging = True
-                self.tree.session.spawn(self._age, d)
-        if node.info is not None:
-            node.info.size = max(node.info.size, off + n)
-        return n
+            d.pending = p = _Extent(off, bytearray(buf), h)
+        self.dirty_bytes += n
+        self.cached_writes += 1
+        if len(p.data) >= h.open.max_write:
+            d.pending = None
+            await self._dispatch(d, p)
+        elif not d.aging:
+            d.aging = True
+            self.tree.session.spawn(self._age, d)
 
     async def _dispatch(self, d: _Dirty, ext: _Extent) -> None:
         """Put ``ext`` on the wire once no overlapping range is and a slot
