@@ -84,7 +84,9 @@ MAX_AGE = 5.0
 @dataclass(eq=False, slots=True)
 class _Extent:
     offset: int
-    data: bytearray
+    # The FUSE write's own bytes (immutable, held without a copy) until a
+    # second write joins it: then a bytearray they are gathered in.
+    data: bytes | bytearray
     handle: Handle
 
     @property
@@ -206,12 +208,14 @@ class Writeback:
         p = d.pending
         if p is not None and p.handle is h and off == p.end \
                 and len(p.data) + n <= h.open.max_write:
+            if isinstance(p.data, bytes):
+                p.data = bytearray(p.data)
             p.data += buf
         else:
             if p is not None:
                 d.pending = None
                 await self._dispatch(d, p)
-            d.pending = p = _Extent(off, bytearray(buf), h)
+            d.pending = p = _Extent(off, buf if isinstance(buf, bytes) else bytes(buf), h)
         self.dirty_bytes += n
         self.cached_writes += 1
         if len(p.data) >= h.open.max_write:
