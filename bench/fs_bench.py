@@ -420,7 +420,7 @@ def run_probe(path: Path) -> bool:
 class SmbfsPeer(FusePeer):
     def command(self) -> list[str]:
         s = self.extra
-        helper = str(Path(sys.executable).with_name("mount.smbfs"))
+        helper = s.get("helper") or str(Path(sys.executable).with_name("mount.smbfs"))
         return [helper, f"//{s['host']}:{s['port']}/{s['share']}", str(self.mountpoint),
                 "--foreground", "-o", f"credentials={s['cred']},uid=0,gid=0"]
 
@@ -679,11 +679,15 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="small sizes (under 2 minutes)")
     ap.add_argument("--json", type=Path, help="write the results to this file")
     ap.add_argument("--peers", default="smbfs,smbclient,local,rclone,smbnetfs",
-                    help="comma-separated subset of smbfs,smbclient,local,rclone,smbnetfs")
+                    help="comma-separated subset of smbfs,baseline,smbclient,local,rclone,"
+                         "smbnetfs")
     ap.add_argument("--workloads", default=",".join(WORKLOADS),
                     help=f"comma-separated subset of {','.join(WORKLOADS)}")
     ap.add_argument("--size", type=int, help="big file size in MiB (overrides the preset)")
     ap.add_argument("--step-timeout", type=float, help="seconds per workload step")
+    ap.add_argument("--baseline", type=Path,
+                    help="the mount.smbfs of another smbfs (e.g. a venv of the previous "
+                         "commit): peer 'baseline' in --peers, before/after in one run")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
@@ -746,6 +750,16 @@ def main() -> int:
                               log=work / "smbfs.log")
                 p.server_dir = p.base
                 p.mountpoint = work / "mnt-smbfs"
+                peers.append(p)
+            elif name == "baseline":
+                if args.baseline is None:
+                    skipped[name] = "no --baseline given"
+                    continue
+                p = SmbfsPeer("baseline", server_subdir("baseline"), None,
+                              extra={**common, "helper": str(args.baseline)},
+                              log=work / "baseline.log", note=f"smbfs: {args.baseline}")
+                p.server_dir = p.base
+                p.mountpoint = work / "mnt-baseline"
                 peers.append(p)
             elif name == "smbclient":
                 if shutil.which("smbclient") is None:

@@ -233,13 +233,17 @@ class Tree:
         )
 
     async def compound(self, messages: Sequence[Message], *, related: bool = True,
-                       ok_statuses: Iterable[int] = frozenset()) -> list[Response | SMBError]:
-        """A compound chain sent in one transport write: one round trip."""
+                       ok_statuses: Iterable[int] = frozenset(),
+                       payload_sizes: Sequence[int] | None = None) -> list[Response | SMBError]:
+        """A compound chain sent in one transport write: one round trip.
+        ``payload_sizes``: per message, the bytes it moves (a WRITE's data,
+        a READ's length), for its credit charge."""
         self.requests_sent += len(messages)
         self.round_trips += 1
         return await self.session.compound(
             list(messages), related=related,
             ok_statuses=frozenset(ok_statuses), encrypt=self._encrypt, tree=self,
+            payload_sizes=payload_sizes,
         )
 
     # -------------------------------------------------------------- opens

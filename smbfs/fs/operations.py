@@ -30,7 +30,9 @@ directory lease or a change notification (:mod:`smbfs.fs.dircache`).
 Everything else is trusted for ``actimeo`` seconds (the kernel is told the
 same timeouts); our own name changes keep the parent's attributes and, in
 directories we made, answer lookups of absent names; lookup storms list the
-directory once.
+directory once. Writes are held back while the file's lease has W
+(:mod:`smbfs.fs.writeback`); the kernel's writeback cache stays off
+(docs/filesystem.md says why).
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ from smbfs.fs.kernel import KernelCache
 from smbfs.fs.leasecache import LEASED_ATTR_TIMEOUT, FileLeases
 from smbfs.fs.namespace import Namespace
 from smbfs.fs.options import FsOptions
+from smbfs.fs.writeback import Writeback
 
 # API vocabulary of the engine: Tree.create takes AccessMask and
 # CreateOptions values, and SMBError.status is an NTSTATUS code.
@@ -143,6 +146,10 @@ class SmbOperations(pyfuse3.Operations):
                                  enabled=options.dircache and options.cache != "none"
                                  and timeout > 0,
                                  timeout=timeout)
+        # Write-behind under a W lease (smbfs.fs.writeback): hooks in
+        # write/read/flush/fsync/release/setattr/_refresh.
+        self.writeback = Writeback(tree, self.handles)
+        self.leases.flushers.append(self.writeback.flush_node)
 
     # ----------------------------------------------------------- lifecycle
 
@@ -165,6 +172,7 @@ class SmbOperations(pyfuse3.Operations):
         except SMBError as e:
             log.debug("FileFsAttributeInformation: %s", e)
         self.facts.eas_probe = await xattrs.probe(self.tree, root)
+        self.writeback.subscribe()
         self.leases.start()
         maximal = self.tree.maximal_access
         self.facts.writable = bool(maximal & (_A.FILE_WRITE_DATA | _A.GENERIC_WRITE
@@ -182,6 +190,8 @@ class SmbOperations(pyfuse3.Operations):
 
     async def close_all(self) -> None:
         """Close every handle still open (after unmount), best effort."""
+        await self.writeback.flush_all()
+        self.writeback.unsubscribe()
         await self.dircache.close()
         opens = self.handles.take_all()
         if self.root_open is not None:
@@ -212,6 +222,10 @@ class SmbOperations(pyfuse3.Operations):
         """Fresh attributes from the server: through an open handle when we
         have one (it survives an unlink), else a one-round-trip stat."""
         since = self.inodes.stamp()
+        if self.writeback.dirty(node):
+            # The size we wrote, not the server's; after the stamp, so a
+            # write taken meanwhile leaves the answer untrusted.
+            await self.writeback.flush_node(node)
         h = self.handles.of_node(node)
         parked = self.handles.parked_open(node) if h is None else None
         if h is not None:
@@ -236,6 +250,7 @@ class SmbOperations(pyfuse3.Operations):
 
     async def _stat_path(self, path: str) -> Node:
         since = self.inodes.stamp()
+        await self.writeback.flush_path(path)
         info = await paths.stat(self.tree, path)
         return self.inodes.remember(path, info, since)
 
@@ -288,6 +303,7 @@ class SmbOperations(pyfuse3.Operations):
         return self._entry(node)
 
     async def _list_for_lookups(self, path: str) -> list[FileInfo]:
+        await self.writeback.flush_in(path)
         async with await self.tree.create(
                 path, desired_access=_A.FILE_LIST_DIRECTORY | posix.ATTR_ACCESS,
                 options=CreateOptions.FILE_DIRECTORY_FILE, lease=False,
@@ -321,6 +337,7 @@ class SmbOperations(pyfuse3.Operations):
             # cifs.ko we accept and ignore it (the owner shown is uid=/gid=).
             return await self.getattr(inode, ctx)
         self._check_writable()
+        await self.writeback.flush_node(node, report=True)  # writes before a truncate
         handle = self.handles.files.get(fh) if fh is not None else None
         if handle is None or not handle.writable:
             # futimens/fchmod arrive without fh: still use our writable
@@ -399,6 +416,7 @@ class SmbOperations(pyfuse3.Operations):
             if cached is not None:
                 d.entries = cached
             else:
+                await self.writeback.flush_in(d.node.path)  # sizes the kernel will believe
                 async with d.using() as op:
                     entries = await op.list_directory()
                 d.entries = [e for e in entries if not posix.is_hidden(e.name)]
@@ -504,6 +522,8 @@ class SmbOperations(pyfuse3.Operations):
         access, writable = posix.access_for(flags)
         if writable or flags & os.O_TRUNC:
             self._check_writable()
+        if flags & os.O_TRUNC:
+            await self.writeback.flush_node(node)  # buffered writes before the truncate
         parked = self.handles.unpark(node, access)
         if parked is not None:
             # Deferred close: the handle released a moment ago serves this
@@ -565,6 +585,8 @@ class SmbOperations(pyfuse3.Operations):
         # A name we know keeps its node's key (O_CREAT of an existing file);
         # a new file gets a new key, which becomes its node's.
         known = self.inodes.by_path(path)
+        if known is not None:
+            await self.writeback.flush_node(known)  # before an O_TRUNC of it
         key = self.handles.lease_key_for(known) if known is not None and not known.is_dir \
             else new_lease_key()
         try:
@@ -598,7 +620,10 @@ class SmbOperations(pyfuse3.Operations):
 
     @_fuse_op
     async def read(self, fh: int, off: int, size: int) -> bytes:
-        async with self.handles.files[fh].using() as op:
+        h = self.handles.files[fh]
+        if self.writeback.dirty(h.node):
+            await self.writeback.flush_node(h.node, report=True)
+        async with h.using() as op:
             data = await op.read(off, size)
         return data  # type: ignore[return-value]  # bytearray is a buffer too
 
@@ -607,6 +632,11 @@ class SmbOperations(pyfuse3.Operations):
         h = self.handles.files[fh]
         if not h.writable:
             raise pyfuse3.FUSEError(errno.EBADF)
+        cached = await self.writeback.write(h, off, buf)  # under W: buffered
+        if cached is not None:
+            h.dirty = True
+            self.inodes.invalidate(h.node)
+            return cached
         async with h.using() as op:
             n = await op.write(off, buf)
         h.dirty = True
@@ -620,11 +650,15 @@ class SmbOperations(pyfuse3.Operations):
 
     @_fuse_op
     async def flush(self, fh: int) -> None:
-        # close(2). SMB2 FLUSH is for fsync only (like cifs.ko). A handle
-        # that wrote gets its write time set now, with the attributes it
-        # leaves in the same round trip (Handle.dirty says why).
+        # close(2): what the write-behind holds goes to the server first;
+        # SMB2 FLUSH is for fsync only (like cifs.ko). A handle that wrote
+        # then gets its write time set, with the attributes it leaves in the
+        # same round trip (Handle.dirty says why).
         h = self.handles.files.get(fh)
-        if h is None or not h.dirty:
+        if h is None or not h.writable:
+            return
+        await self.writeback.flush(h)
+        if not h.dirty:
             return
         h.dirty = False
         node = h.node
@@ -641,6 +675,7 @@ class SmbOperations(pyfuse3.Operations):
     async def fsync(self, fh: int, datasync: bool) -> None:
         h = self.handles.files.get(fh)
         if h is not None and h.writable:
+            await self.writeback.fsync(h)
             async with h.using() as op:
                 await op.flush()
 
@@ -659,8 +694,12 @@ class SmbOperations(pyfuse3.Operations):
         info = None
         try:
             since = self.inodes.stamp()
-            async with h.using() as op:
-                info = await op.close()
+            # The write-behind's dirty tail (written after the last
+            # close(2)): drained, or sent with the CLOSE in one compound.
+            done, info = await self.writeback.before_close(h)
+            if not done:
+                async with h.using() as op:
+                    info = await op.close()
             if info is not None and h.node.info is not None and not h.node.is_dir:
                 info.file_id = h.node.server_id
                 info.nlink = h.node.info.nlink

@@ -224,6 +224,11 @@ def test_server_restart_keeps_open_files_working(
         writer = open(m.path / "log", "wb", buffering=0)
         doomed = open(m.path / "doomed", "rb", buffering=0)
         writer.write(b"before\n")
+        # On the server before it dies: a write still held back by the
+        # write-behind would make start_smbd's fork wait for the server
+        # (each exec closes this process's descriptors, and every close(2)
+        # puts the file's data on the server first).
+        os.fsync(writer.fileno())
         assert reader.read(10) == b"r" * 10
 
         server.stop_smbd()  # durable state lost with the server
