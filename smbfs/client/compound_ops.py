@@ -343,22 +343,41 @@ async def set_info_stat(tree: Tree, path: str, sets: Sequence[tuple[int, bytes]]
     return _info_of(results[-2], path)
 
 
-async def set_info_query(op: Open, sets: Sequence[tuple[int, bytes]]) -> FileInfo:
+async def set_info_query(op: Open, sets: Sequence[tuple[int, bytes]], *,
+                         write: tuple[int, bytes | bytearray | memoryview] | None = None
+                         ) -> FileInfo:
     """SET_INFO per ``(info_class, buffer)`` + QUERY_INFO(FileAllInformation)
     on an open handle, as one unrelated compound (each names the handle's
     FileId, so a failed SET_INFO does not cascade into the query,
-    3.3.5.2.7.1): one round trip instead of one per request."""
+    3.3.5.2.7.1): one round trip instead of one per request. ``write``
+    (offset, data, at most the open's max_write) puts a WRITE first: the
+    last buffered bytes of a file and the write time its close(2) sets go
+    together."""
     if op.closed:
         raise HandleClosedError(f"{op.path!r} is closed")
-    chain: list[Message] = [
+    chain: list[Message] = []
+    sizes: list[int] = []
+    if write is not None:
+        chain.append(WriteRequest(file_id=op.file_id, offset=write[0], data=write[1]))
+        sizes.append(len(write[1]))
+    chain.extend(
         SetInfoRequest(info_type=InfoType.SMB2_0_INFO_FILE, file_info_class=cls,
-                       file_id=op.file_id, buffer=buf) for cls, buf in sets]
+                       file_id=op.file_id, buffer=buf) for cls, buf in sets)
     chain.append(_stat_query(op.file_id))
+    sizes.extend([0] * (len(chain) - len(sizes)))
     results = await op.tree.compound(
-        chain, related=False, ok_statuses=frozenset({NTStatus.STATUS_BUFFER_OVERFLOW}))
+        chain, related=False, ok_statuses=frozenset({NTStatus.STATUS_BUFFER_OVERFLOW}),
+        payload_sizes=sizes)
     for r in results[:-1]:
         if isinstance(r, SMBError):
             raise r
+    if write is not None:
+        wrote = results[0]
+        assert not isinstance(wrote, SMBError)
+        count = wrote.decode(WriteResponse).count
+        if count != len(write[1]):
+            raise SMBError(NTStatus.STATUS_DISK_FULL, None,
+                           f"WRITE of {len(write[1])} bytes at {write[0]} wrote {count}")
     info = _info_of(results[-1], op.path)
     op.info = info
     return info

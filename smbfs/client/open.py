@@ -156,7 +156,8 @@ class RequestPipe(Protocol):
                       wait: bool = True) -> Response: ...
 
     async def compound(self, messages: Sequence[Message], *, related: bool = True,
-                       ok_statuses: Iterable[int] = frozenset()
+                       ok_statuses: Iterable[int] = frozenset(),
+                       payload_sizes: Sequence[int] | None = None
                        ) -> list[Response | SMBError]: ...
 
     def register_open(self, op: Open) -> None: ...

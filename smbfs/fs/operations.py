@@ -657,16 +657,17 @@ class SmbOperations(pyfuse3.Operations):
         h = self.handles.files.get(fh)
         if h is None or not h.writable:
             return
-        await self.writeback.flush(h)
         if not h.dirty:
+            await self.writeback.flush(h)
             return
         h.dirty = False
         node = h.node
         self.inodes.invalidate(node)
         since = self.inodes.stamp()
-        async with h.using() as op:
-            info = await compound_ops.set_info_query(
-                op, [compound_ops.basic_info(write_ns=time.time_ns() // 100 * 100)])
+        # The last buffered bytes, the write time and the attributes it
+        # leaves in one round trip where possible.
+        info = await self.writeback.flush_and_set(
+            h, [compound_ops.basic_info(write_ns=time.time_ns() // 100 * 100)])
         if not info.file_id:
             info.file_id = node.server_id
         self.inodes.set_info(node, info, since)

@@ -129,6 +129,7 @@ class Writeback:
         self.tree = tree
         self.handles = handles
         self.limit = limit
+        self.write_stamp_compounds = 0
         self._dirty: dict[Node, _Dirty] = {}
         self.dirty_bytes = 0
         self._budget = trio.Event()
@@ -342,6 +343,37 @@ class Writeback:
         close-on-exec of every program a shell starts), after which the
         handle may be used again."""
         await self.flush_node(h.node, report=True)
+
+    async def flush_and_set(self, h: Handle,
+                            sets: list[tuple[int, bytes]]) -> FileInfo:
+        """close(2) of a descriptor of ``h`` that wrote: the file's data on
+        the server, then ``sets`` (its write time) applied and the
+        attributes read back. When the last buffered extent is ``h``'s own
+        and nothing else is on the wire, it goes in the same compound as
+        the SET_INFO and the query: a small new file costs CREATE and this
+        one round trip (the CLOSE is deferred)."""
+        node = h.node
+        d = self._dirty.get(node)
+        if d is not None:
+            async with d.lock:
+                while d.sending or d.queued:
+                    await d.changed.wait()
+                p = d.pending
+                if (p is not None and p.handle is h and not h.open.closed
+                        and h.open.lost is None and h.gate is None and d.error is None):
+                    d.pending = None
+                    try:
+                        info = await compound_ops.set_info_query(
+                            h.open, sets, write=(p.offset, p.data))
+                    finally:
+                        self._release_budget(len(p.data))
+                    if d.idle and self._dirty.get(node) is d:
+                        del self._dirty[node]
+                    self.write_stamp_compounds += 1
+                    return info
+            await self.flush_node(node, report=True)
+        async with h.using() as op:
+            return await compound_ops.set_info_query(op, sets)
 
     async def fsync(self, h: Handle) -> None:
         await self.flush_node(h.node, report=True)

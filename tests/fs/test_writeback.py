@@ -53,9 +53,10 @@ def _ctx() -> pyfuse3.RequestContext:
 
 @pytest.mark.both_sambas
 async def test_small_file_costs_two_round_trips(ops: SmbOperations, samba: PrivateSamba) -> None:
-    """create, write, close(2): CREATE and one WRITE, and the data is on
-    the server when close(2) returns. The CLOSE goes with the FUSE release,
-    which close(2) does not wait for."""
+    """create, write, close(2): CREATE, then one compound of the WRITE, the
+    write time close(2) sets and the attributes it leaves; the data is on
+    the server when close(2) returns. The release parks the handle under
+    its H lease (deferred close): no CLOSE on the program's path at all."""
     name = f"small-{os.getpid()}"
     server = samba.share_path(samba.shares.rw) / name
     data = os.urandom(3000)
@@ -69,10 +70,13 @@ async def test_small_file_costs_two_round_trips(ops: SmbOperations, samba: Priva
             assert ops.tree.round_trips == before + 1  # the CREATE; writes buffered
             await ops.flush(fi.fh)  # close(2)
             assert server.read_bytes() == data
-            assert ops.tree.round_trips == before + 2  # one WRITE for both
+            assert ops.tree.round_trips == before + 2  # WRITE + SET_INFO + QUERY_INFO
+            assert ops.writeback.write_stamp_compounds == 1
             await ops.release(fi.fh)
-            assert ops.tree.round_trips == before + 3
+            assert ops.tree.round_trips == before + 2
+            assert ops.handles.parked
     finally:
+        await ops.leases.close_parked()
         server.unlink(missing_ok=True)
 
 
