@@ -34,11 +34,12 @@ The rules kept here (docs/filesystem.md, "Write-behind"):
   acknowledged (:meth:`Writeback.on_break`, subscribed to the session's
   lease table; :meth:`Writeback.flush_node` for a break handler that wants
   to call it itself).
-* close(2) only drains (:meth:`Writeback.flush`), so a small new file
-  costs CREATE and WRITE on the program's path; the CLOSE comes with the
-  FUSE release, which close(2) does not wait for (and which a deferred
-  close under H takes off the wire altogether). A tail still dirty at
-  release goes in one compound with the CLOSE
+* close(2) drains (:meth:`Writeback.flush`); for a handle that wrote, the
+  last buffered extent goes in one compound with the write time close(2)
+  sets and the attribute query (:meth:`Writeback.flush_and_set`), so a
+  small new file costs CREATE and that one round trip on the program's
+  path; its CLOSE is deferred under H (smbfs.fs.leasecache). A tail still
+  dirty at a release that closes goes in one compound with the CLOSE
   (:meth:`Writeback.before_close`).
 """
 

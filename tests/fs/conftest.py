@@ -55,10 +55,7 @@ def mount_factory(samba: PrivateSamba) -> Iterator[MountFactory]:
 def work(mounted: Mount) -> Iterator[WorkDir]:
     name = f"t-{uuid.uuid4().hex[:10]}"
     server = mounted.server_dir / name
-    # Made through the mount, not on the server's disk: the mount's root is
-    # a covered directory (smbfs.fs.dircache), whose listing a change on
-    # the disk reaches only when Samba's notification does, a moment later.
-    (mounted.path / name).mkdir()
+    server.mkdir()
     server.chmod(0o777)
     yield WorkDir(mounted.path / name, server, name)
     shutil.rmtree(server, ignore_errors=True)
