@@ -359,11 +359,25 @@ class DirCache:
         if trio.current_time() - cov.listed_at >= self.timeout:
             return None
         out = []
-        for _name, info, _stamp in cov.names.values():
+        for name, info, stamp in cov.names.values():
             if info is None:
+                return None
+            child = self.inodes.by_path(join(node.path, name))
+            if child is not None and child.changed > stamp:
+                # We changed that file (a write, a truncate) after its entry
+                # was taken: its size or times there are old. The server's
+                # listing, then.
                 return None
             out.append(dataclasses.replace(info))
         return out
+
+    def listing_stamp(self, node: Node) -> int:
+        """The oldest epoch stamp of ``node``'s covered entries: what a
+        cached listing's attributes are "as of" (InodeTable.remember)."""
+        cov = self._covered.get(node.ino)
+        if cov is None or not cov.names:
+            return self.inodes.stamp()
+        return min(stamp for _n, _i, stamp in cov.names.values())
 
     def listed(self, node: Node, entries: Iterable[FileInfo], since: int) -> None:
         """readdir listed ``node`` through its own handle (asked after stamp

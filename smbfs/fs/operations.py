@@ -415,6 +415,7 @@ class SmbOperations(pyfuse3.Operations):
             cached = self.dircache.listing(d.node)
             if cached is not None:
                 d.entries = cached
+                d.since = self.dircache.listing_stamp(d.node)
             else:
                 await self.writeback.flush_in(d.node.path)  # sizes the kernel will believe
                 async with d.using() as op:
@@ -659,6 +660,12 @@ class SmbOperations(pyfuse3.Operations):
             return
         if not h.dirty:
             await self.writeback.flush(h)
+            return
+        if self.tree.session.state != "connected" and not self.writeback.holds(h.node):
+            # The data is on the server; only the write time is left, and a
+            # close(2) (a fork's close-on-exec included) must not wait for
+            # a reconnect for that. The release closes the handle then, and
+            # the server sets the time.
             return
         h.dirty = False
         node = h.node

@@ -345,6 +345,11 @@ class Writeback:
         handle may be used again."""
         await self.flush_node(h.node, report=True)
 
+    def holds(self, node: Node) -> bool:
+        """Is anything of ``node``'s not yet known to be on the server?"""
+        d = self._dirty.get(node)
+        return d is not None and not d.idle
+
     async def flush_and_set(self, h: Handle,
                             sets: list[tuple[int, bytes]]) -> FileInfo:
         """close(2) of a descriptor of ``h`` that wrote: the file's data on
