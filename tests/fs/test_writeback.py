@@ -21,7 +21,7 @@ import pyfuse3
 import pytest
 import trio
 from faultproxy import FaultProxy
-from fsmount import MountFactory, WorkDir
+from fsmount import MountFactory, WorkDir, start_mount, unmount
 from fsx import Fsx, FsxConfig
 
 from smbfs.client import ClientConfig, Tree, open_session
@@ -292,26 +292,32 @@ def test_buffered_data_survives_a_cut(samba: PrivateSamba, mount_factory: MountF
     assert (work.server / "cut").read_bytes() == data
 
 
-def test_fsx_with_another_client_breaking_the_lease(samba: PrivateSamba, work: WorkDir,
-                                                    tmp_path: Path) -> None:
+def test_fsx_with_another_client_breaking_the_lease(
+        fresh_samba: Callable[..., PrivateSamba], tmp_path: Path) -> None:
     """Random writes, truncates and reads, byte-exact, while smbclient
     opens the file every so often (each open takes our W away; the next
-    open of ours gets it back)."""
+    open of ours gets it back). A server of its own: smbstatus --json keys
+    open files by device and inode, so a durable handle other tests left
+    on a deleted file whose inode number the new file got hides it."""
+    samba = fresh_samba()
+    m = start_mount(samba)
     got = tmp_path / "peek"
     states: list[str] = []
 
     def peek(i: int) -> None:
         if i % 150 == 75:
             states.extend(_lease_states(samba, "fsx0"))
-            r = samba.smbclient(samba.shares.rw, f'get "{work.name}/fsx0" "{got}"',
-                                timeout=BOUND)
+            r = samba.smbclient(samba.shares.rw, f'get "fsx0" "{got}"', timeout=BOUND)
             assert r.returncode == 0, r.stdout + r.stderr
 
-    config = FsxConfig(seed=23, ops=1500, mmap=False, prefix="fsx")
-    fsx = Fsx(work.path, config, between_ops=peek)
-    fsx.run()
-    name = fsx.files[0].name
-    assert (work.server / name).read_bytes() == fsx.expected(0)
+    try:
+        config = FsxConfig(seed=23, ops=1500, mmap=False, prefix="fsx")
+        fsx = Fsx(m.path, config, between_ops=peek)
+        fsx.run()
+        name = fsx.files[0].name
+        assert (samba.share_path(samba.shares.rw) / name).read_bytes() == fsx.expected(0)
+    finally:
+        unmount(m)
     # Cached writes more than once: W came back with our later opens.
     assert states.count("RWH") >= 2, states
 
