@@ -121,6 +121,7 @@ class HandleTable:
         # Deferred closes by node, oldest first; the closer wakes at the
         # earliest deadline (``parked_changed`` says the set changed).
         self.parked: dict[Node, list[Parked]] = {}
+        self._queue: dict[Parked, None] = {}  # all of them, oldest first
         self.parked_changed = trio.Event()
 
     def _new_fh(self) -> int:
@@ -216,51 +217,60 @@ class HandleTable:
     # ---------------------------------------------------- deferred close
 
     def park(self, h: Handle, deadline: float) -> None:
-        self.parked.setdefault(h.node, []).append(
-            Parked(h.node, h.open, h.writable, h.lease_key, deadline))
-        self._wake()
+        p = Parked(h.node, h.open, h.writable, h.lease_key, deadline)
+        self.parked.setdefault(h.node, []).append(p)
+        # Deadlines only grow (now + closetimeo), so the queue stays in
+        # deadline order; the closer needs waking only for a new earliest.
+        first = not self._queue
+        self._queue[p] = None
+        if first:
+            self._wake()
+
+    def _forget_parked(self, p: Parked) -> None:
+        self._queue.pop(p, None)
+        ps = self.parked.get(p.node)
+        if ps is not None:
+            if p in ps:
+                ps.remove(p)
+            if not ps:
+                del self.parked[p.node]
 
     def unpark(self, node: Node, access: int) -> Parked | None:
         """A parked open of ``node`` granting at least ``access``, taken out
         of the parked set (None: the caller opens anew)."""
-        ps = self.parked.get(node)
-        if not ps:
-            return None
-        for p in reversed(ps):  # the newest: the furthest from its deadline
+        for p in reversed(self.parked.get(node, ())):  # the newest first
             if not p.open.closed and \
                     p.open.request.desired_access & access == access:
-                ps.remove(p)
-                if not ps:
-                    del self.parked[node]
-                self._wake()
+                self._forget_parked(p)
                 return p
         return None
 
     def take_parked(self, node: Node | None = None, *, below: str | None = None,
                     expired_at: float | None = None) -> list[Parked]:
         """Take out (to close) the parked opens of ``node``, of every node
-        below the directory ``below``, or past their deadline at
-        ``expired_at``."""
-        out: list[Parked] = []
-        prefix = below.casefold() + "\\" if below is not None else None
-        for n in list(self.parked):
-            if node is not None and n is not node:
-                continue
-            if prefix is not None and not n.path.casefold().startswith(prefix):
-                continue
-            ps = self.parked[n]
-            keep = [p for p in ps if expired_at is not None and p.deadline > expired_at]
-            out.extend(p for p in ps if p not in keep)
-            if keep:
-                self.parked[n] = keep
-            else:
-                del self.parked[n]
-        if out:
-            self._wake()
+        below the directory ``below``, past their deadline at
+        ``expired_at``, or (no argument) all of them."""
+        if node is not None:
+            out = list(self.parked.get(node, ()))
+        elif expired_at is not None:
+            out = []
+            for p in self._queue:
+                if p.deadline > expired_at:
+                    break
+                out.append(p)
+        elif below is not None:
+            prefix = below.casefold() + "\\"
+            out = [p for p in self._queue if p.node.path.casefold().startswith(prefix)]
+        else:
+            out = list(self._queue)
+        for p in out:
+            self._forget_parked(p)
         return out
 
     def next_deadline(self) -> float:
-        return min((p.deadline for ps in self.parked.values() for p in ps), default=math.inf)
+        for p in self._queue:
+            return p.deadline
+        return math.inf
 
     def _wake(self) -> None:
         ev, self.parked_changed = self.parked_changed, trio.Event()
