@@ -245,11 +245,7 @@ class DirCache:
             cov.watch.cancel()
         op, cov.op = cov.op, None
         if op is not None and not op.closed:
-            with trio.CancelScope(shield=True), trio.move_on_after(10):
-                try:
-                    await op.close(post_query=False)
-                except Exception as e:
-                    log.debug("close of covered %r: %s", op.path, e)
+            await self._close_quietly(op)
 
     async def _establish(self, cov: Covered) -> None:
         done = cov.establishing

@@ -15,12 +15,11 @@ from typing import Any
 import pyfuse3
 import pytest
 import trio
+from direct_ops import direct_ops
 
-from smbfs.client import ClientConfig, Tree, open_session
 from smbfs.devserver import PrivateSamba
 from smbfs.fs.dircache import LEASE, NOTIFY
 from smbfs.fs.operations import SmbOperations
-from smbfs.fs.options import FsOptions
 
 pytestmark = pytest.mark.both_sambas
 
@@ -98,20 +97,12 @@ def test_other_clients_changes_seen_at_once(samba: PrivateSamba, mount_factory: 
 @pytest.fixture
 async def ops(samba: PrivateSamba) -> AsyncIterator[SmbOperations]:
     """SmbOperations driven directly with its directory cache serving."""
-    cfg = ClientConfig(host=samba.host, port=samba.port, username=samba.user.name,
-                       password=samba.user.password)
-    async with open_session(cfg) as session:
-        tree = await Tree.connect(session, samba.shares.rw)
-        o = SmbOperations(tree, "", FsOptions(actimeo=60, dircache=True))
-        await o.start()
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(o.dircache.run)
-            try:
-                yield o
-            finally:
-                nursery.cancel_scope.cancel()
-        await o.close_all()
-        await tree.disconnect()
+    async with direct_ops(samba, dircache=True) as o, trio.open_nursery() as nursery:
+        nursery.start_soon(o.dircache.run)
+        try:
+            yield o
+        finally:
+            nursery.cancel_scope.cancel()
 
 
 async def _lookup(ops: SmbOperations, parent: int, name: str) -> pyfuse3.EntryAttributes | None:

@@ -11,8 +11,9 @@ from typing import Any
 import pyfuse3
 import pytest
 import trio
+from direct_ops import direct_ops
 
-from smbfs.client import ClientConfig, Tree, open_session
+from smbfs.client import ClientConfig
 from smbfs.devserver import PrivateSamba
 from smbfs.fs.operations import SmbOperations
 from smbfs.fs.options import FsOptions
@@ -20,15 +21,8 @@ from smbfs.fs.options import FsOptions
 
 @pytest.fixture
 async def ops(samba: PrivateSamba) -> AsyncIterator[SmbOperations]:
-    cfg = ClientConfig(host=samba.host, port=samba.port, username=samba.user.name,
-                       password=samba.user.password)
-    async with open_session(cfg) as session:
-        tree = await Tree.connect(session, samba.shares.rw)
-        o = SmbOperations(tree, "", FsOptions(actimeo=60))
-        await o.start()
+    async with direct_ops(samba) as o:
         yield o
-        await o.close_all()
-        await tree.disconnect()
 
 
 async def test_readdirplus_makes_lookups_free(ops: SmbOperations, samba: PrivateSamba,
@@ -258,15 +252,10 @@ async def test_stat_and_reopen_under_a_lease_cost_nothing(ops: SmbOperations,
 
 
 async def test_parked_handle_closes_at_its_deadline(samba: PrivateSamba) -> None:
-    cfg = ClientConfig(host=samba.host, port=samba.port, username=samba.user.name,
-                       password=samba.user.password)
     name = f"dl-{os.getpid()}"
     server = samba.share_path(samba.shares.rw) / name
     server.write_bytes(b"q")
-    async with open_session(cfg) as session:
-        tree = await Tree.connect(session, samba.shares.rw)
-        o = SmbOperations(tree, "", FsOptions(actimeo=60, closetimeo=0.2))
-        await o.start()
+    async with direct_ops(samba, closetimeo=0.2) as o:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(o.run)
             attr = await o.lookup(pyfuse3.ROOT_INODE, name.encode(), None)  # type: ignore
@@ -278,8 +267,6 @@ async def test_parked_handle_closes_at_its_deadline(samba: PrivateSamba) -> None
                     await trio.sleep(0.02)
             assert not o.handles.parked
             nursery.cancel_scope.cancel()
-        await o.close_all()
-        await tree.disconnect()
     server.unlink()
 
 

@@ -20,14 +20,13 @@ from pathlib import Path
 import pyfuse3
 import pytest
 import trio
+from direct_ops import direct_ops
 from faultproxy import FaultProxy
 from fsmount import MountFactory, WorkDir, start_mount, unmount
 from fsx import Fsx, FsxConfig
 
-from smbfs.client import ClientConfig, Tree, open_session
 from smbfs.devserver import PrivateSamba
 from smbfs.fs.operations import SmbOperations
-from smbfs.fs.options import FsOptions
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -36,15 +35,8 @@ BOUND = 30.0  # far below a hang, far above any of these on a loaded machine
 
 @pytest.fixture
 async def ops(samba: PrivateSamba) -> AsyncIterator[SmbOperations]:
-    cfg = ClientConfig(host=samba.host, port=samba.port, username=samba.user.name,
-                       password=samba.user.password)
-    async with open_session(cfg) as session:
-        tree = await Tree.connect(session, samba.shares.rw)
-        o = SmbOperations(tree, "", FsOptions(actimeo=60))
-        await o.start()
+    async with direct_ops(samba) as o:
         yield o
-        await o.close_all()
-        await tree.disconnect()
 
 
 def _ctx() -> pyfuse3.RequestContext:
